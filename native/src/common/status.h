@@ -1,7 +1,8 @@
 // Status codes returned by every core primitive. Core code never throws, prints or
-// aborts; it returns one of these. The binding maps each to a MyelinError code string
-// through the table below, which test/native-errors.test.ts checks against the TS
-// table in lib/internal/codes.ts so the two cannot drift.
+// aborts; it returns one of these. The binding maps each to a MyelinError code through
+// the table below (several statuses may share one public code: a bad subject is an
+// ERR_INVALID_ARGUMENT to the caller whichever rule it broke; the message tells which).
+// test/native.test.ts checks every code here exists in lib/internal/codes.ts.
 #pragma once
 
 #include <cstdint>
@@ -16,12 +17,12 @@ namespace myelin {
   X(kEmpty, "ERR_EMPTY", "ring is empty")                                          \
   X(kClosed, "ERR_CLOSED", "closed")                                               \
   X(kOutOfMemory, "ERR_OUT_OF_MEMORY", "out of memory")                            \
-  X(kMalformedJson, "ERR_MALFORMED_JSON", "malformed JSON")                        \
-  X(kTruncatedJson, "ERR_TRUNCATED_JSON", "truncated JSON")                        \
+  X(kMalformedJson, "ERR_INVALID_JSON", "malformed JSON")                          \
+  X(kTruncatedJson, "ERR_INVALID_JSON", "truncated JSON")                          \
   X(kInvalidUtf8, "ERR_INVALID_UTF8", "invalid UTF-8")                             \
-  X(kNotAnObject, "ERR_NOT_AN_OBJECT", "JSON document is not an object")          \
-  X(kInvalidSubject, "ERR_INVALID_SUBJECT", "invalid subject")                     \
-  X(kSubjectTooLong, "ERR_SUBJECT_TOO_LONG", "subject longer than 1 KiB")          \
+  X(kNotAnObject, "ERR_INVALID_JSON", "JSON document is not an object")           \
+  X(kInvalidSubject, "ERR_INVALID_ARGUMENT", "invalid subject")                    \
+  X(kSubjectTooLong, "ERR_INVALID_ARGUMENT", "subject longer than 1 KiB")          \
   X(kNotFound, "ERR_NOT_FOUND", "not found")                                       \
   X(kUnsupported, "ERR_UNSUPPORTED", "not supported on this system")               \
   X(kPermissionDenied, "ERR_PERMISSION_DENIED", "permission denied")               \
