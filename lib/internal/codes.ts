@@ -1,0 +1,34 @@
+// The one table of MyelinError codes. Public codes are part of the contract
+// (shared/API.md); internal ones come from native statuses. The native status table
+// (native/src/common/status.h) maps onto these; test/native.test.ts checks that every
+// native code appears here.
+export const ErrorCodes = {
+  ERR_INVALID_ARGUMENT: 'bad option, bad subject or wrong type',
+  ERR_BUS_FULL: "publish under overflow: 'reject' when the lane is full",
+  ERR_BUS_CLOSED: 'publish or subscribe after close()',
+  ERR_REQUEST_TIMEOUT: 'bus.request got no reply in time',
+  ERR_NO_RESPONDERS: 'bus.request to a subject nobody serves',
+  ERR_AI_RATE_LIMITED: 'upstream 429 after retries, or a local limit that cannot be met before the deadline',
+  ERR_AI_QUOTA: 'upstream quota or spend exhausted',
+  ERR_AI_TIMEOUT: 'request deadline, time-to-first-token or stream-idle timeout passed',
+  ERR_AI_UPSTREAM: 'upstream error',
+  ERR_AI_CIRCUIT_OPEN: "every target's breaker is open",
+  ERR_AI_STREAM_TRUNCATED: 'a stream ended without its terminator',
+  ERR_ABORTED: "the caller's AbortSignal fired",
+  // From native statuses.
+  OK: 'success (never thrown)',
+  ERR_FULL: 'a ring or pool is full',
+  ERR_EMPTY: 'a ring is empty',
+  ERR_CLOSED: 'the handle or ring is closed',
+  ERR_OUT_OF_MEMORY: 'native allocation failed',
+  ERR_INVALID_JSON: 'malformed, truncated or non-object JSON',
+  ERR_INVALID_UTF8: 'text is not valid UTF-8',
+  ERR_NOT_FOUND: 'no such entry',
+  ERR_UNSUPPORTED: 'not supported on this system',
+  ERR_PERMISSION_DENIED: 'the operating system refused',
+  ERR_TIMED_OUT: 'a native wait timed out',
+  ERR_INTERNAL: 'a bug in myelin: please report it',
+  ERR_NATIVE_UNAVAILABLE: 'the native addon could not be loaded',
+} as const;
+
+export type ErrorCode = keyof typeof ErrorCodes;

@@ -1,0 +1,28 @@
+// Compiles lib/ to dist/esm (ESM) and dist/cjs (CommonJS), both with .d.ts, then fixes
+// the one file whose body differs between the formats (lib/internal/here.ts).
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const tsc = join(root, 'node_modules', 'typescript', 'bin', 'tsc');
+
+function run(args) {
+  const r = spawnSync(process.execPath, [tsc, ...args], { cwd: root, stdio: 'inherit' });
+  if (r.status !== 0) process.exit(r.status ?? 1);
+}
+
+rmSync(join(root, 'dist'), { recursive: true, force: true });
+console.log('build:ts: dist/esm');
+run(['-p', 'tsconfig.json']);
+console.log('build:ts: dist/cjs');
+run(['-p', 'tsconfig.json', '--module', 'commonjs', '--moduleResolution', 'node10', '--outDir', 'dist/cjs']);
+mkdirSync(join(root, 'dist', 'cjs'), { recursive: true });
+writeFileSync(join(root, 'dist', 'esm', 'package.json'), '{ "type": "module" }\n');
+writeFileSync(join(root, 'dist', 'cjs', 'package.json'), '{ "type": "commonjs" }\n');
+writeFileSync(
+  join(root, 'dist', 'cjs', 'internal', 'here.js'),
+  '"use strict";\nObject.defineProperty(exports, "__esModule", { value: true });\nexports.moduleDir = __dirname;\n',
+);
+console.log('build:ts: done');
