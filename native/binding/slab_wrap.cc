@@ -3,7 +3,8 @@
 // The Slab itself lives in a refcounted holder: the wrap holds one reference and every
 // outstanding block another, so a block collected after slab.close() (or after the
 // environment went away) still frees into a live slab. release(block) detaches the
-// buffer, which lets V8 drop it and run the finalizer without waiting for a GC.
+// buffer at once, which drops V8's hold without waiting for a GC; Node then runs the
+// finalizer from an immediate, so the block is back in the slab one loop turn later.
 #include <atomic>
 #include <memory>
 #include <vector>
