@@ -43,6 +43,11 @@ describe('SubjectMatcher binding', () => {
     const out = new Uint32Array(2);
     expect(m.matchInto('a.b', out)).toBe(3);
     expect(Array.from(out)).toEqual([3, 5]);
+    expectCode(() => m.matchBound('a.b'), 'ERR_INVALID_ARGUMENT', /bindOutput/);
+    const bound = new Uint32Array(8);
+    m.bindOutput(bound);
+    expect(m.matchBound('a.b')).toBe(3);
+    expect(Array.from(bound.subarray(0, 3))).toEqual([3, 5, 9]);
   });
 
   it('invalidates its cache on subscribe and unsubscribe', () => {

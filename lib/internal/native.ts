@@ -64,6 +64,8 @@ export interface NativeSubjectMatcher {
   unsubscribe(pattern: string, id: number): void;
   match(subject: string): Uint32Array;
   matchInto(subject: string, out: Uint32Array): number;
+  bindOutput(out: Uint32Array): void;
+  matchBound(subject: string): number;
   readonly patternCount: number;
   readonly cacheSize: number;
 }

@@ -11,17 +11,21 @@
 namespace myelin::binding {
 namespace {
 
-// Reads a string argument into `buf` (reused across calls). Subjects over the limit
-// are rejected here before any UTF-8 conversion of a huge string.
+// Reads a string argument into `buf` (reused across calls) with one N-API call: the
+// buffer holds one byte more than the longest legal subject, so a copy that fills it
+// means "too long" without first asking V8 for the length. Only then is the exact
+// length fetched, for the error message.
 std::string_view ReadSubject(const Napi::CallbackInfo& info, size_t i, const char* name, std::string* buf) {
   Napi::Env env = info.Env();
   if (i >= info.Length() || !info[i].IsString()) ThrowInvalid(env, std::string(name) + " must be a string");
   napi_value v = info[i];
+  if (buf->size() < kMaxSubjectBytes + 2) buf->resize(kMaxSubjectBytes + 2);
   size_t len = 0;
-  napi_get_value_string_utf8(env, v, nullptr, 0, &len);
-  if (len > kMaxSubjectBytes) ThrowStatus(env, Status::kSubjectTooLong, std::string(name) + " is " + std::to_string(len) + " bytes");
-  buf->resize(len + 1);
-  napi_get_value_string_utf8(env, v, buf->data(), buf->size(), &len);
+  napi_get_value_string_utf8(env, v, buf->data(), kMaxSubjectBytes + 2, &len);
+  if (len > kMaxSubjectBytes) {
+    napi_get_value_string_utf8(env, v, nullptr, 0, &len);
+    ThrowStatus(env, Status::kSubjectTooLong, std::string(name) + " is " + std::to_string(len) + " bytes");
+  }
   return std::string_view(buf->data(), len);
 }
 
@@ -34,6 +38,8 @@ class MatcherWrap : public Napi::ObjectWrap<MatcherWrap> {
                            InstanceMethod("unsubscribe", &MatcherWrap::Unsubscribe),
                            InstanceMethod("match", &MatcherWrap::Match),
                            InstanceMethod("matchInto", &MatcherWrap::MatchInto),
+                           InstanceMethod("bindOutput", &MatcherWrap::BindOutput),
+                           InstanceMethod("matchBound", &MatcherWrap::MatchBound),
                            InstanceAccessor("patternCount", &MatcherWrap::PatternCount, nullptr),
                            InstanceAccessor("cacheSize", &MatcherWrap::CacheSize, nullptr),
                        });
@@ -87,6 +93,25 @@ class MatcherWrap : public Napi::ObjectWrap<MatcherWrap> {
     return Napi::Number::New(info.Env(), r.count);
   }
 
+  // bindOutput(out): keeps a Uint32Array for matchBound(), so the hot call carries
+  // only the subject. The wrap holds a reference, so the memory stays valid.
+  Napi::Value BindOutput(const Napi::CallbackInfo& info) {
+    auto out = ArgTypedArrayOf<uint32_t>(info, 0, "out", napi_uint32_array, "Uint32Array");
+    bound_ = Napi::Persistent(out.As<Napi::Object>());
+    bound_data_ = out.Data();
+    bound_len_ = out.ElementLength();
+    return info.Env().Undefined();
+  }
+
+  // matchBound(subject) -> total matches; writes min(total, bound length) ids.
+  Napi::Value MatchBound(const Napi::CallbackInfo& info) {
+    if (bound_.IsEmpty()) ThrowInvalid(info.Env(), "matchBound: call bindOutput(out) first");
+    MatchResult r = DoMatch(info);
+    const size_t n = std::min<size_t>(r.count, bound_len_);
+    for (size_t i = 0; i < n; ++i) bound_data_[i] = r.ids[i];
+    return Napi::Number::New(info.Env(), r.count);
+  }
+
   Napi::Value PatternCount(const Napi::CallbackInfo& info) {
     return Napi::Number::New(info.Env(), static_cast<double>(matcher_.PatternCount()));
   }
@@ -96,6 +121,9 @@ class MatcherWrap : public Napi::ObjectWrap<MatcherWrap> {
 
   SubjectMatcher matcher_;
   std::string buf_;
+  Napi::ObjectReference bound_;
+  uint32_t* bound_data_ = nullptr;
+  size_t bound_len_ = 0;
 };
 
 // validateSubject(subject, pattern) throws ERR_INVALID_ARGUMENT naming the rule.

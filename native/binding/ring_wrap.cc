@@ -86,9 +86,18 @@ class RingWrap : public Napi::ObjectWrap<RingWrap>, public Handle, public Notifi
     std::lock_guard<std::mutex> g(watch_mu_);
     std::shared_ptr<WatchState> w = watch_;
     if (!w || w->pending.exchange(true, std::memory_order_acq_rel)) return;
-    tsfn_.NonBlockingCall([w](Napi::Env, Napi::Function cb) {
+    tsfn_.NonBlockingCall([w](Napi::Env env, Napi::Function cb) {
       w->pending.store(false, std::memory_order_release);
-      if (w->live.load(std::memory_order_acquire)) cb.Call({});
+      if (!w->live.load(std::memory_order_acquire)) return;
+      // A throwing callback is an uncaught exception, as from any event callback:
+      // napi_fatal_exception hands it to process 'uncaughtException' (Node 20 would
+      // otherwise swallow it with a deprecation warning), and no C++ exception unwinds
+      // out of a libuv callback.
+      try {
+        cb.Call({});
+      } catch (const Napi::Error& e) {
+        napi_fatal_exception(env, e.Value());
+      }
     });
   }
 

@@ -1,0 +1,232 @@
+// `myelin bench [core|all] [--json]`: runs every benchmark scenario in a fresh process
+// (native C++ binaries and JS scripts), each against its anchors in the same run, and
+// prints a table of ratios against the targets the issues set.
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { availableParallelism, cpus } from 'node:os';
+import { join } from 'node:path';
+import { invalidArgument } from '../errors.js';
+import { packageRoot } from '../internal/native.js';
+
+export interface BenchResult {
+  scenario: string;
+  metric: string;
+  median: number;
+  min: number;
+  max: number;
+  repeats: number;
+  cpuNsPerOp?: number;
+}
+
+/** One table row: a measured value, its anchors in the same run, and the target. */
+interface Row {
+  what: string;
+  value: string; // scenario whose median is "myelin"
+  anchors: string[]; // scenarios measured alongside
+  target: string; // human text
+  pass: (r: (s: string) => BenchResult | undefined) => boolean | undefined;
+}
+
+const ratio = (r: (s: string) => BenchResult | undefined, a: string, b: string) => {
+  const x = r(a);
+  const y = r(b);
+  return x && y ? x.median / y.median : undefined;
+};
+const atLeast = (v: number | undefined, t: number) => (v === undefined ? undefined : v >= t);
+
+const CORE_ROWS: Row[] = [
+  {
+    what: 'SPSC ring, 8 B items, bulk 64',
+    value: 'queue.spsc.bulk64',
+    anchors: ['queue.spsc.batch1', 'queue.mutex_deque.1p1c'],
+    target: '>= 100 M items/s',
+    pass: (r) => atLeast(r('queue.spsc.bulk64')?.median, 100e6),
+  },
+  {
+    what: 'MPMC ring, 2P 2C, bulk 64',
+    value: 'queue.mpmc.2p2c.bulk64',
+    anchors: ['queue.mutex_deque.2p2c', 'queue.mpmc.2p2c.batch1'],
+    target: '>= 10x mutex+deque',
+    pass: (r) => atLeast(ratio(r, 'queue.mpmc.2p2c.bulk64', 'queue.mutex_deque.2p2c'), 10),
+  },
+  {
+    what: 'ring round trip (ping-pong), p50',
+    value: 'queue.spsc.rtt.p50',
+    anchors: ['queue.spsc.rtt.p99'],
+    target: 'p50 <= 300 ns',
+    pass: (r) => {
+      const v = r('queue.spsc.rtt.p50')?.median;
+      return v === undefined ? undefined : v <= 300;
+    },
+  },
+  {
+    what: 'slab alloc+free 64-256 B, same thread',
+    value: 'slab.same_thread',
+    anchors: ['malloc.same_thread'],
+    target: '>= 3x glibc malloc',
+    pass: (r) => atLeast(ratio(r, 'slab.same_thread', 'malloc.same_thread'), 3),
+  },
+  {
+    what: 'slab alloc+free 64-256 B, cross thread',
+    value: 'slab.cross_thread',
+    anchors: ['malloc.cross_thread'],
+    target: '>= 3x glibc malloc',
+    pass: (r) => atLeast(ratio(r, 'slab.cross_thread', 'malloc.cross_thread'), 3),
+  },
+  {
+    what: 'histogram record from JS, pre-bound',
+    value: 'hist.record.js',
+    anchors: ['promclient.observe.2labels', 'perf_hooks.record'],
+    target: '<= 1/10 prom-client ns/op',
+    pass: (r) => {
+      const q = ratio(r, 'hist.record.js', 'promclient.observe.2labels');
+      return q === undefined ? undefined : q <= 0.1;
+    },
+  },
+  {
+    what: 'JSON field extraction, 1 KiB, native core',
+    value: 'json.extract.1k',
+    anchors: ['json.parse.1k.mbs', 'json.extract.1k.fallback'],
+    target: '>= 3x JSON.parse MB/s',
+    pass: (r) => atLeast(ratio(r, 'json.extract.1k', 'json.parse.1k.mbs'), 3),
+  },
+  {
+    what: 'JSON field extraction, 1 KiB, from JS, 256/call',
+    value: 'json.extract.1k.js.batch.mbs',
+    anchors: ['json.parse.1k.mbs', 'json.extract.1k.js.mbs'],
+    target: '>= 3x JSON.parse MB/s',
+    pass: (r) => atLeast(ratio(r, 'json.extract.1k.js.batch.mbs', 'json.parse.1k.mbs'), 3),
+  },
+  {
+    what: 'subject match, 10,000 patterns, warm cache, core',
+    value: 'route.match.warm',
+    anchors: ['match.regexp.loop', 'route.match.trie'],
+    target: '>= 10 M matches/s',
+    pass: (r) => atLeast(r('route.match.warm')?.median, 10e6),
+  },
+  {
+    what: 'subject match, warm cache, called from JS',
+    value: 'match.native.js.warm',
+    anchors: ['match.regexp.loop'],
+    target: '>= 10 M matches/s',
+    pass: (r) => atLeast(r('match.native.js.warm')?.median, 10e6),
+  },
+];
+
+interface Suite {
+  rows: Row[];
+  native: string[]; // native bench binaries (build-native/<name>)
+  js: string[]; // bench/<path>.mjs
+}
+
+const SUITES: Record<string, Suite> = {
+  core: {
+    rows: CORE_ROWS,
+    native: ['queue_bench', 'slab_bench', 'histogram_bench', 'json_bench', 'route_bench'],
+    js: ['core/histogram', 'core/json', 'core/match'],
+  },
+};
+
+function fmt(v: number, metric: string): string {
+  if (metric.endsWith('/s')) {
+    const unit = metric.slice(0, -2);
+    if (v >= 1e9) return `${(v / 1e9).toFixed(2)} G${unit}/s`;
+    if (v >= 1e6) return `${(v / 1e6).toFixed(2)} M${unit}/s`;
+    if (v >= 1e3) return `${(v / 1e3).toFixed(2)} K${unit}/s`;
+    return `${v.toFixed(1)} ${metric}`;
+  }
+  return `${v < 10 ? v.toFixed(2) : v.toFixed(0)} ${metric}`;
+}
+
+/** Builds the native benchmark binaries with CMake (once; later runs rebuild incrementally). */
+function buildNative(root: string, log: (s: string) => void): string {
+  const dir = join(root, 'build-native');
+  log('bench: building native benchmarks (cmake, Release)');
+  for (const args of [
+    ['-S', '.', '-B', dir, '-DCMAKE_BUILD_TYPE=Release', '-DMYELIN_BENCH=ON', '-DMYELIN_SANITIZE='],
+    ['--build', dir, '-j', String(availableParallelism())],
+  ]) {
+    const r = spawnSync('cmake', args, { cwd: root, stdio: ['ignore', 'ignore', 'inherit'] });
+    if (r.error || r.status !== 0) {
+      throw invalidArgument(`bench: cmake ${args[0]} failed (cmake and a C++20 compiler are needed for the native benchmarks)`);
+    }
+  }
+  return dir;
+}
+
+function runScenario(cmd: string, args: string[], cwd: string, log: (s: string) => void): Promise<BenchResult[]> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+    const results: BenchResult[] = [];
+    let buf = '';
+    child.stdout.setEncoding('utf8');
+    child.stdout.on('data', (chunk: string) => {
+      buf += chunk;
+      let nl;
+      while ((nl = buf.indexOf('\n')) >= 0) {
+        const line = buf.slice(0, nl);
+        buf = buf.slice(nl + 1);
+        if (line.startsWith('RESULT ')) results.push(JSON.parse(line.slice(7)) as BenchResult);
+      }
+    });
+    child.stderr.setEncoding('utf8');
+    child.stderr.on('data', (chunk: string) => log(chunk.replace(/\n$/, '')));
+    child.on('error', reject);
+    child.on('close', (code) => (code === 0 ? resolve(results) : reject(new Error(`${cmd} ${args.join(' ')} exited ${code}`))));
+  });
+}
+
+export interface BenchOptions {
+  suite?: string;
+  json?: boolean;
+  log?: (s: string) => void;
+}
+
+export async function runBench(opts: BenchOptions = {}): Promise<{ results: BenchResult[]; table: string }> {
+  const name = opts.suite ?? 'all';
+  const names = name === 'all' ? Object.keys(SUITES) : [name];
+  for (const n of names) {
+    if (!SUITES[n]) throw invalidArgument(`bench: unknown suite '${n}'; choose one of ${['all', ...Object.keys(SUITES)].join(', ')}`);
+  }
+  const log = opts.log ?? ((s: string) => process.stderr.write(`${s}\n`));
+  const root = packageRoot();
+  if (!existsSync(join(root, 'dist', 'esm', 'index.js'))) throw invalidArgument('bench: dist/ is missing; run `npm run build:ts`');
+  const results: BenchResult[] = [];
+  const dir = names.some((n) => SUITES[n].native.length) ? buildNative(root, log) : '';
+  for (const n of names) {
+    const suite = SUITES[n];
+    for (const bin of suite.native) {
+      log(`bench: ${bin}`);
+      results.push(...(await runScenario(join(dir, bin), [], root, log)));
+    }
+    for (const script of suite.js) {
+      log(`bench: bench/${script}.mjs`);
+      results.push(...(await runScenario(process.execPath, [join(root, 'bench', `${script}.mjs`)], root, log)));
+    }
+  }
+  const by = new Map(results.map((r) => [r.scenario, r]));
+  const get = (s: string) => by.get(s);
+  const lines: string[] = [];
+  const cpu = cpus()[0]?.model ?? 'unknown CPU';
+  lines.push(`myelin bench ${name} — ${new Date().toISOString().slice(0, 10)}, ${availableParallelism()} CPUs (${cpu}), Node ${process.version}`);
+  lines.push('');
+  lines.push('| what | myelin | anchors (same run) | target | met |');
+  lines.push('|---|---|---|---|---|');
+  for (const n of names) {
+    for (const row of SUITES[n].rows) {
+      const v = get(row.value);
+      const anchors = row.anchors
+        .map((a) => {
+          const r = get(a);
+          if (!r || !v) return `${a}: n/a`;
+          return `${a} ${fmt(r.median, r.metric)} (${(v.median / r.median).toFixed(2)}x)`;
+        })
+        .join('; ');
+      const pass = row.pass(get);
+      lines.push(
+        `| ${row.what} | ${v ? `${fmt(v.median, v.metric)} [${fmt(v.min, v.metric)}–${fmt(v.max, v.metric)}]` : 'n/a'} | ${anchors} | ${row.target} | ${pass === undefined ? 'n/a' : pass ? 'yes' : 'NO'} |`,
+      );
+    }
+  }
+  return { results, table: lines.join('\n') };
+}
