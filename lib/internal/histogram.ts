@@ -47,11 +47,13 @@ export class HistogramRecorder {
     if (!(value >= 0)) throw invalidArgument(`histogram value must be a non-negative number, got ${String(value)}`);
     const v = value > HIGHEST ? HIGHEST : Math.floor(value);
     const s = this.#shard;
-    s[4 + countsIndex(v)]++;
+    // Field order is part of the contract: count, sum, min, max, then the bucket
+    // (a concurrent reader scans only buckets between min's and max's index).
     s[0]++;
     s[1] += v;
     if (v < s[2]) s[2] = v;
     if (v > s[3]) s[3] = v;
+    s[4 + countsIndex(v)]++;
   }
 
   snapshot(): NativeHistogramSnapshot {
