@@ -1,2 +1,5 @@
 // The public API of myelin and nothing else (shared/API.md).
 export { MyelinError, ErrorCodes, type ErrorCode, type MyelinErrorOptions } from './errors.js';
+export { Bus, type BusOptions } from './bus/bus.js';
+export { Subscription } from './bus/subscription.js';
+export type { BusEvent, BusStats, BatchItem, LaneStats, Overflow, Priority, PublishOptions, SubscribeOptions } from './bus/types.js';

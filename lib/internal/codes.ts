@@ -15,6 +15,7 @@ export const ErrorCodes = {
   ERR_AI_CIRCUIT_OPEN: "every target's breaker is open",
   ERR_AI_STREAM_TRUNCATED: 'a stream ended without its terminator',
   ERR_ABORTED: "the caller's AbortSignal fired",
+  ERR_HANDLER_FAILED: 'the handler that answered a request threw or rejected (cause attached)',
   // From native statuses.
   OK: 'success (never thrown)',
   ERR_FULL: 'a ring or pool is full',

@@ -1,0 +1,552 @@
+// The in-memory event bus (shared/API.md "Bus").
+//
+// Flow: publish -> route (cached per subject, lib/bus/route-table.ts) -> one of four
+// priority lanes (struct-of-arrays queues, lane-queue.ts) -> a drain loop that runs
+// once per macrotask (setImmediate), serves the lanes by weight and calls handlers.
+//
+// Priorities: each drain round takes up to 8:4:2:1 x 64 events from critical, high,
+// normal and low, in that order, so higher lanes go first and, when every lane is
+// busy, low still gets 1/15 of the deliveries: no lane starves.
+//
+// Accounting: every accepted event is in exactly one of delivered, dropped, failed,
+// queued (in a lane) or inFlight (taken from its lane, some delivery not settled), so
+// published = delivered + dropped + failed + queued + inFlight at every moment. An
+// event no subscription matches is dropped (and counted in `unrouted`). An event whose
+// delivery to any subscription threw or rejected is failed, once, and each failed
+// delivery is republished to `$DLQ.<subject>` with the error attached.
+//
+// Ordering: one lane is delivered in publish order; async deliveries of one key run one
+// at a time per subscription, in order. A higher priority may overtake a lower one,
+// also for the same key: per-key order holds among events of the same priority.
+import diagnostics from 'node:diagnostics_channel';
+import { performance } from 'node:perf_hooks';
+import { MyelinError, invalidArgument } from '../errors.js';
+import { HistogramRecorder } from '../internal/histogram.js';
+import { native, type NativeHistogram } from '../internal/native.js';
+import { type EventExtra, LaneQueue } from './lane-queue.js';
+import { QueueGroup, type Route, RouteTable } from './route-table.js';
+import { type Handler, Subscription, type Tracker } from './subscription.js';
+import type { BatchItem, BusEvent, BusStats, Overflow, Priority, PublishOptions, SubscribeOptions } from './types.js';
+
+export const PRIORITIES: readonly Priority[] = ['critical', 'high', 'normal', 'low'];
+const LANE: Record<string, number> = { critical: 0, high: 1, normal: 2, low: 3 };
+const WEIGHT = [8, 4, 2, 1];
+const ROUND = 64; // events per weight unit per round
+const BUDGET = 16384; // events per macrotask before yielding to I/O
+const OVERFLOWS: readonly Overflow[] = ['wait', 'reject', 'drop-oldest', 'drop-newest'];
+
+const publishChannel = diagnostics.channel('myelin:bus:publish');
+const deliverChannel = diagnostics.channel('myelin:bus:deliver');
+const failChannel = diagnostics.channel('myelin:bus:fail');
+
+export interface BusOptions {
+  /** Events buffered per priority lane (default 65536). */
+  capacity?: number;
+  overflow?: Overflow;
+  transport?: undefined | { kind: 'nats' | 'redis'; [k: string]: unknown };
+  metrics?: unknown;
+}
+
+function isThenable(v: unknown): v is PromiseLike<unknown> {
+  return v !== null && (typeof v === 'object' || typeof v === 'function') && typeof (v as { then?: unknown }).then === 'function';
+}
+
+function describeError(err: unknown): { name: string; message: string; code?: string; stack?: string } {
+  if (err instanceof Error) {
+    const code = (err as { code?: unknown }).code;
+    return { name: err.name, message: err.message, ...(typeof code === 'string' ? { code } : {}), stack: err.stack };
+  }
+  return { name: 'Error', message: String(err) };
+}
+
+export class Bus {
+  readonly #lanes: LaneQueue[];
+  readonly #overflow: Overflow;
+  readonly #routes = new RouteTable();
+  #nextSub = 1;
+  #nextEvent = 1;
+  #closed = false;
+  #closing: Promise<void> | undefined;
+  #scheduled = false;
+  #blocked = false; // a lane stopped at an event some subscription cannot take yet
+  // accounting
+  #published = 0;
+  #delivered = 0;
+  #dropped = 0;
+  #failed = 0;
+  #unrouted = 0;
+  #inFlight = 0;
+  readonly #lanePublished = [0, 0, 0, 0];
+  readonly #laneDropped = [0, 0, 0, 0];
+  // the bus clock: performance.now() costs ~100 ns on this class of VM, so it is read
+  // once per delivery round and once every 256 publishes, never per event.
+  #now = performance.timeOrigin + performance.now();
+  #ticks = 0;
+  readonly #hist: NativeHistogram;
+  readonly #latency: HistogramRecorder;
+  #roomWaiters: Array<Array<() => void>> = [[], [], [], []];
+  #drainWaiters: Array<() => void> = [];
+
+  constructor(opts: BusOptions = {}) {
+    if (opts === null || typeof opts !== 'object') throw invalidArgument('Bus(options): options must be an object');
+    const capacity = opts.capacity ?? 65536;
+    if (!Number.isInteger(capacity) || capacity < 1 || capacity > 2 ** 30) {
+      throw invalidArgument(`Bus(options): capacity must be an integer from 1 to 2^30, got ${String(capacity)}`);
+    }
+    const overflow = opts.overflow ?? 'wait';
+    if (!OVERFLOWS.includes(overflow)) {
+      throw invalidArgument(`Bus(options): overflow must be one of ${OVERFLOWS.join(', ')}, got ${String(overflow)}`);
+    }
+    if (opts.transport !== undefined) {
+      throw invalidArgument(
+        `Bus(options): transport '${String((opts.transport as { kind?: unknown })?.kind)}' is not available yet; the in-memory transport is the default`,
+      );
+    }
+    this.#overflow = overflow;
+    this.#lanes = PRIORITIES.map(() => new LaneQueue(capacity));
+    this.#hist = new (native().Histogram)();
+    this.#latency = new HistogramRecorder(this.#hist);
+  }
+
+  // ---------------------------------------------------------------- publishing
+
+  /** Enqueues one event; false when it was not enqueued (full under 'wait', or dropped as newest). */
+  publish(subject: string, data?: unknown, opts?: PublishOptions): boolean {
+    if (this.#closed) throw new MyelinError('ERR_BUS_CLOSED', `publish('${subject}'): the bus is closed`);
+    return this.#enqueue(this.#route(subject), data, opts, undefined);
+  }
+
+  /** Resolves once the event is enqueued, waiting for room under overflow 'wait'. */
+  async publishAsync(subject: string, data?: unknown, opts?: PublishOptions): Promise<void> {
+    for (;;) {
+      if (this.publish(subject, data, opts)) return;
+      if (this.#overflow !== 'wait') return; // dropped as newest: counted, not lost
+      await this.#room(opts?.priority === undefined ? 2 : LANE[opts.priority]);
+    }
+  }
+
+  /** Enqueues each item in order; returns how many were enqueued. Every subject is
+   * validated before any item is enqueued. */
+  publishBatch(items: ReadonlyArray<BatchItem>): number {
+    if (this.#closed) throw new MyelinError('ERR_BUS_CLOSED', 'publishBatch: the bus is closed');
+    if (!Array.isArray(items)) throw invalidArgument('publishBatch(items): items must be an array');
+    const routes = items.map((it, i) => {
+      if (it === null || typeof it !== 'object') throw invalidArgument(`publishBatch: items[${i}] must be an object`);
+      return this.#route(it.subject);
+    });
+    let n = 0;
+    for (let i = 0; i < items.length; i++) if (this.#enqueue(routes[i], items[i].data, items[i], undefined)) n++;
+    return n;
+  }
+
+  #route(subject: string): Route {
+    try {
+      return this.#routes.get(subject);
+    } catch (err) {
+      if (typeof subject !== 'string') throw invalidArgument(`subject must be a string, got ${typeof subject}`);
+      throw err instanceof MyelinError ? err : invalidArgument(`invalid subject '${subject}'`, err);
+    }
+  }
+
+  #enqueue(route: Route, data: unknown, opts: PublishOptions | undefined, reply: EventExtra['reply']): boolean {
+    let lane = 2;
+    let key: string | undefined;
+    let extra: EventExtra | undefined;
+    if (opts !== undefined) {
+      if (opts.priority !== undefined) {
+        lane = LANE[opts.priority];
+        if (lane === undefined) throw invalidArgument(`priority must be one of ${PRIORITIES.join(', ')}, got ${String(opts.priority)}`);
+      }
+      key = opts.key;
+      if (key !== undefined && typeof key !== 'string') throw invalidArgument(`key must be a string, got ${typeof key}`);
+      if (opts.headers !== undefined) {
+        if (opts.headers === null || typeof opts.headers !== 'object') throw invalidArgument('headers must be an object of strings');
+        extra = { headers: opts.headers };
+      }
+    }
+    if (reply !== undefined) (extra ??= {}).reply = reply;
+    const q = this.#lanes[lane];
+    if (q.size >= q.capacity) {
+      switch (this.#overflow) {
+        case 'wait':
+          return false;
+        case 'reject':
+          throw new MyelinError('ERR_BUS_FULL', `publish('${route.subject}'): the ${PRIORITIES[lane]} lane is full (${q.capacity} events)`);
+        case 'drop-newest':
+          this.#published++;
+          this.#lanePublished[lane]++;
+          this.#dropped++;
+          this.#laneDropped[lane]++;
+          reply?.(undefined, new MyelinError('ERR_BUS_FULL', `request to '${route.subject}' dropped: lane full`));
+          return false;
+        case 'drop-oldest': {
+          const h = q.headSlot();
+          q.extra[h]?.reply?.(undefined, new MyelinError('ERR_BUS_FULL', `request to '${q.route[h]?.subject}' dropped: lane full`));
+          q.shift();
+          this.#dropped++;
+          this.#laneDropped[lane]++;
+          break;
+        }
+      }
+    }
+    const i = q.pushSlot();
+    q.route[i] = route;
+    q.data[i] = data;
+    q.key[i] = key;
+    q.extra[i] = extra;
+    q.id[i] = this.#nextEvent++;
+    if (++this.#ticks >= 256) this.#tick();
+    q.time[i] = this.#now;
+    this.#published++;
+    this.#lanePublished[lane]++;
+    if (publishChannel.hasSubscribers) publishChannel.publish({ subject: route.subject, data, key, priority: PRIORITIES[lane], id: q.id[i] });
+    if (!this.#scheduled) this.#schedule();
+    return true;
+  }
+
+  #tick(): void {
+    this.#ticks = 0;
+    this.#now = performance.timeOrigin + performance.now();
+  }
+
+  #schedule(): void {
+    this.#scheduled = true;
+    this.#tick();
+    setImmediate(this.#run);
+  }
+
+  #room(lane: number): Promise<void> {
+    return new Promise((resolve) => this.#roomWaiters[lane].push(resolve));
+  }
+
+  // ---------------------------------------------------------------- delivery
+
+  readonly #run = (): void => {
+    this.#scheduled = false;
+    this.#blocked = false;
+    this.#tick();
+    const lanes = this.#lanes;
+    let budget = BUDGET;
+    const stopped = [false, false, false, false];
+    let progressed = true;
+    while (budget > 0 && progressed) {
+      progressed = false;
+      for (let l = 0; l < 4 && budget > 0; l++) {
+        const q = lanes[l];
+        if (stopped[l] || q.size === 0) continue;
+        let n = Math.min(WEIGHT[l] * ROUND, q.size, budget);
+        const priority = PRIORITIES[l];
+        while (n-- > 0) {
+          const i = q.headSlot();
+          const route = q.route[i] as Route;
+          if (!this.#canTake(route)) {
+            stopped[l] = true;
+            this.#blocked = true;
+            break;
+          }
+          const key = q.key[i];
+          const extra = q.extra[i];
+          const time = q.time[i];
+          const ev: BusEvent = {
+            subject: route.subject,
+            data: q.data[i],
+            key,
+            priority,
+            headers: extra?.headers,
+            id: q.id[i],
+            time,
+          };
+          q.shift();
+          budget--;
+          progressed = true;
+          if ((budget & 63) === 0) this.#tick();
+          const lat = (this.#now - time) * 1e6;
+          this.#latency.record(lat > 0 ? lat : 0);
+          this.#dispatch(route, ev, extra);
+        }
+      }
+    }
+    for (let l = 0; l < 4; l++) {
+      const w = this.#roomWaiters[l];
+      if (w.length > 0 && lanes[l].size < lanes[l].capacity) {
+        this.#roomWaiters[l] = [];
+        for (const f of w) f();
+      }
+    }
+    if (!this.#scheduled && !this.#blocked && (lanes[0].size || lanes[1].size || lanes[2].size || lanes[3].size)) this.#schedule();
+    this.#checkDrained();
+  };
+
+  /** Whether every target of a route can take one more delivery now. */
+  #canTake(route: Route): boolean {
+    const t = route.targets;
+    for (let k = 0; k < t.length; k++) {
+      const x = t[k];
+      if (x instanceof QueueGroup) {
+        for (const m of x.members) if (m.pending.length >= m.maxPending) return false;
+      } else if (x.pending.length >= x.maxPending) {
+        return false;
+      }
+    }
+    return true;
+  }
+
+  #dispatch(route: Route, ev: BusEvent, extra: EventExtra | undefined): void {
+    const targets = route.targets;
+    if (deliverChannel.hasSubscribers) deliverChannel.publish(ev);
+    if (targets.length === 0) {
+      this.#dropped++;
+      this.#unrouted++;
+      extra?.reply?.(undefined, new MyelinError('ERR_NO_RESPONDERS', `no subscription serves '${ev.subject}'`));
+      return;
+    }
+    let tracker: Tracker | undefined;
+    let failed = false;
+    let reached = 0;
+    for (let k = 0; k < targets.length; k++) {
+      const t = targets[k];
+      const sub = t instanceof QueueGroup ? t.pick(ev.key) : t;
+      // The route was resolved at publish time; a subscription that left since then
+      // gets nothing more (a group passes the event to a member still there).
+      if (sub === undefined || sub.closed) continue;
+      reached++;
+      if (sub.pending.length > 0 || sub.inflight >= sub.concurrency || (ev.key !== undefined && sub.inflight > 0 && sub.keysInFlight.has(ev.key))) {
+        tracker ??= { pending: 0, failed: false };
+        tracker.pending++;
+        sub.pending.push({ ev, tracker, extra });
+        continue;
+      }
+      const r = this.#invoke(sub, ev, extra, tracker);
+      if (r === FAILED) failed = true;
+      else if (r !== OK) tracker = r;
+    }
+    if (tracker === undefined) {
+      if (failed) this.#failed++;
+      else if (reached > 0) this.#delivered++;
+      else {
+        this.#dropped++;
+        this.#unrouted++;
+        extra?.reply?.(undefined, new MyelinError('ERR_NO_RESPONDERS', `no subscription serves '${ev.subject}'`));
+      }
+    } else {
+      if (failed) tracker.failed = true;
+      this.#inFlight++;
+    }
+  }
+
+  /**
+   * Calls a handler. Returns OK or FAILED when it settled synchronously, or the tracker
+   * (created if needed, its count raised) when it returned a promise.
+   */
+  #invoke(sub: Subscription, ev: BusEvent, extra: EventExtra | undefined, tracker: Tracker | undefined): Tracker | typeof OK | typeof FAILED {
+    let result: unknown;
+    try {
+      result = sub.handler(ev);
+    } catch (err) {
+      this.#fail(ev, err, extra);
+      return FAILED;
+    }
+    if (!isThenable(result)) {
+      extra?.reply?.(result);
+      return OK;
+    }
+    const tr = tracker ?? { pending: 0, failed: false };
+    tr.pending++;
+    sub.inflight++;
+    if (ev.key !== undefined) sub.keysInFlight.add(ev.key);
+    result.then(
+      (value) => this.#settle(sub, ev, tr, extra, value, undefined, false),
+      (err) => this.#settle(sub, ev, tr, extra, undefined, err, true),
+    );
+    return tr;
+  }
+
+  #settle(sub: Subscription, ev: BusEvent, tracker: Tracker, extra: EventExtra | undefined, value: unknown, err: unknown, isErr: boolean): void {
+    sub.inflight--;
+    if (ev.key !== undefined) sub.keysInFlight.delete(ev.key);
+    if (isErr) {
+      tracker.failed = true;
+      this.#fail(ev, err, extra);
+    } else {
+      extra?.reply?.(value);
+    }
+    this.#finish(tracker);
+    this.#pump(sub);
+    if (this.#blocked && !this.#scheduled) this.#schedule();
+    sub.settled();
+    this.#checkDrained();
+  }
+
+  #finish(tracker: Tracker): void {
+    if (--tracker.pending === 0) {
+      this.#inFlight--;
+      if (tracker.failed) this.#failed++;
+      else this.#delivered++;
+    }
+  }
+
+  /** Starts waiting deliveries that now have a slot and a free key, in order. */
+  #pump(sub: Subscription): void {
+    const p = sub.pending;
+    for (let k = 0; k < p.length && sub.inflight < sub.concurrency; ) {
+      const { ev, tracker, extra } = p[k];
+      if (ev.key !== undefined && sub.keysInFlight.has(ev.key)) {
+        k++;
+        continue;
+      }
+      p.splice(k, 1);
+      // This entry was counted in tracker.pending when it was parked; an async start
+      // counts itself again, so the parked count is released either way.
+      if (this.#invoke(sub, ev, extra, tracker) === FAILED) tracker.failed = true;
+      this.#finish(tracker);
+    }
+  }
+
+  #fail(ev: BusEvent, err: unknown, extra: EventExtra | undefined): void {
+    if (extra?.reply) extra.reply(undefined, new MyelinError('ERR_HANDLER_FAILED', `handler for '${ev.subject}' failed`, { cause: err }));
+    if (failChannel.hasSubscribers) failChannel.publish({ event: ev, error: err });
+    if (ev.subject.startsWith('$DLQ.')) return; // never dead-letter a dead letter
+    const dlq = `$DLQ.${ev.subject}`;
+    const route = this.#routes.get(dlq);
+    this.#enqueue(
+      route,
+      {
+        error: describeError(err),
+        event: { subject: ev.subject, data: ev.data, key: ev.key, priority: ev.priority, headers: ev.headers, id: ev.id, time: ev.time },
+      },
+      ev.key === undefined ? undefined : { key: ev.key },
+      undefined,
+    );
+  }
+
+  // ---------------------------------------------------------------- subscribing
+
+  subscribe(pattern: string, handler?: Handler, opts: SubscribeOptions = {}): Subscription {
+    if (this.#closed) throw new MyelinError('ERR_BUS_CLOSED', `subscribe('${pattern}'): the bus is closed`);
+    if (typeof pattern !== 'string') throw invalidArgument(`subscribe: pattern must be a string, got ${typeof pattern}`);
+    if (handler !== undefined && typeof handler !== 'function') throw invalidArgument('subscribe: handler must be a function');
+    if (opts === null || typeof opts !== 'object') throw invalidArgument('subscribe: options must be an object');
+    const { queue, concurrency, signal } = opts;
+    if (queue !== undefined && (typeof queue !== 'string' || queue === '')) throw invalidArgument('subscribe: queue must be a non-empty string');
+    if (concurrency !== undefined && (!Number.isInteger(concurrency) || concurrency < 1)) {
+      throw invalidArgument(`subscribe: concurrency must be a positive integer, got ${String(concurrency)}`);
+    }
+    if (signal !== undefined && !(signal instanceof AbortSignal)) throw invalidArgument('subscribe: signal must be an AbortSignal');
+    const sub = new Subscription(this.#nextSub++, pattern, handler, { queue, concurrency }, (s) => this.#routes.remove(s));
+    this.#routes.add(sub);
+    if (signal) {
+      if (signal.aborted) sub.unsubscribe();
+      else signal.addEventListener('abort', () => sub.unsubscribe(), { once: true });
+    }
+    return sub;
+  }
+
+  // ---------------------------------------------------------------- request/reply
+
+  request<T = unknown>(subject: string, data?: unknown, opts: PublishOptions & { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<T> {
+    if (this.#closed) return Promise.reject(new MyelinError('ERR_BUS_CLOSED', `request('${subject}'): the bus is closed`));
+    const timeoutMs = opts.timeoutMs ?? 5000;
+    if (!(timeoutMs > 0) || !Number.isFinite(timeoutMs)) return Promise.reject(invalidArgument(`request: timeoutMs must be a positive number, got ${String(timeoutMs)}`));
+    let route: Route;
+    try {
+      route = this.#route(subject);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    if (route.targets.length === 0) return Promise.reject(new MyelinError('ERR_NO_RESPONDERS', `request('${subject}'): no subscription serves this subject`));
+    return new Promise<T>((resolve, reject) => {
+      let done = false;
+      const onAbort = () => finish(undefined, new MyelinError('ERR_ABORTED', `request('${subject}') aborted`, { cause: opts.signal?.reason }));
+      const timer = setTimeout(() => finish(undefined, new MyelinError('ERR_REQUEST_TIMEOUT', `request('${subject}'): no reply within ${timeoutMs} ms`)), timeoutMs);
+      const finish = (value: unknown, err?: unknown) => {
+        if (done) return;
+        done = true;
+        clearTimeout(timer);
+        opts.signal?.removeEventListener('abort', onAbort);
+        if (err !== undefined) reject(err);
+        else resolve(value as T);
+      };
+      if (opts.signal) {
+        if (opts.signal.aborted) return onAbort();
+        opts.signal.addEventListener('abort', onAbort, { once: true });
+      }
+      try {
+        const ok = this.#enqueue(route, data, opts, finish);
+        if (!ok && this.#overflow === 'wait') {
+          finish(undefined, new MyelinError('ERR_BUS_FULL', `request('${subject}'): the lane is full`));
+        }
+      } catch (err) {
+        finish(undefined, err);
+      }
+    });
+  }
+
+  // ---------------------------------------------------------------- lifecycle
+
+  /** Resolves when every queued event has been delivered and every delivery settled. */
+  drain(): Promise<void> {
+    if (this.#idle()) return Promise.resolve();
+    return new Promise((resolve) => this.#drainWaiters.push(resolve));
+  }
+
+  #idle(): boolean {
+    const l = this.#lanes;
+    return this.#inFlight === 0 && l[0].size === 0 && l[1].size === 0 && l[2].size === 0 && l[3].size === 0;
+  }
+
+  #checkDrained(): void {
+    if (this.#drainWaiters.length === 0 || !this.#idle()) return;
+    const w = this.#drainWaiters;
+    this.#drainWaiters = [];
+    for (const f of w) f();
+  }
+
+  /** Stops accepting events (ERR_BUS_CLOSED), delivers what is queued, then ends every
+   * subscription. Idempotent: later calls return the same promise. */
+  close(): Promise<void> {
+    if (this.#closing) return this.#closing;
+    this.#closed = true;
+    this.#closing = (async () => {
+      await this.drain();
+      for (const sub of [...this.#routes.subscriptions()]) sub.unsubscribe();
+      for (const w of this.#roomWaiters) for (const f of w) f();
+      this.#latency.close();
+      this.#hist.close();
+    })();
+    return this.#closing;
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  stats(): BusStats {
+    const lanes = {} as BusStats['lanes'];
+    let queued = 0;
+    for (let l = 0; l < 4; l++) {
+      const q = this.#lanes[l];
+      queued += q.size;
+      lanes[PRIORITIES[l]] = { published: this.#lanePublished[l], queued: q.size, dropped: this.#laneDropped[l], capacity: q.capacity };
+    }
+    let latencyUs = { p50: 0, p99: 0, p999: 0, max: 0, count: 0 };
+    if (!this.#closing) {
+      const s = this.#hist.snapshot();
+      latencyUs = { p50: s.p50 / 1000, p99: s.p99 / 1000, p999: s.p999 / 1000, max: s.max / 1000, count: s.count };
+    }
+    return {
+      published: this.#published,
+      delivered: this.#delivered,
+      dropped: this.#dropped,
+      failed: this.#failed,
+      queued,
+      inFlight: this.#inFlight,
+      unrouted: this.#unrouted,
+      subscriptions: this.#routes.size,
+      lanes,
+      latencyUs,
+    };
+  }
+}
+
+const OK = 0 as const;
+const FAILED = 1 as const;

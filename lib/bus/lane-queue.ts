@@ -1,0 +1,93 @@
+// One priority lane's queue: a ring of queued events kept as struct-of-arrays, so a
+// queued event costs a few array slots (route, data, key, extra) and two float64s
+// (id, time) — about 48 B — and no object of its own until delivery. The ring grows
+// by doubling up to the lane's capacity and never shrinks below its initial size.
+import type { Route } from './route-table.js';
+
+export interface EventExtra {
+  headers?: Record<string, string>;
+  reply?: (value: unknown, error?: unknown) => void;
+}
+
+const INITIAL = 1024;
+
+export class LaneQueue {
+  readonly capacity: number;
+  size = 0;
+  #head = 0; // index of the oldest event
+  #mask: number;
+  route: Array<Route | undefined>;
+  data: unknown[];
+  key: Array<string | undefined>;
+  extra: Array<EventExtra | undefined>;
+  id: Float64Array;
+  time: Float64Array;
+
+  constructor(capacity: number) {
+    this.capacity = capacity;
+    const n = Math.min(INITIAL, 2 ** Math.ceil(Math.log2(Math.max(1, capacity))));
+    this.#mask = n - 1;
+    this.route = new Array<Route | undefined>(n).fill(undefined);
+    this.data = new Array<unknown>(n).fill(undefined);
+    this.key = new Array<string | undefined>(n).fill(undefined);
+    this.extra = new Array<EventExtra | undefined>(n).fill(undefined);
+    this.id = new Float64Array(n);
+    this.time = new Float64Array(n);
+  }
+
+  get full(): boolean {
+    return this.size >= this.capacity;
+  }
+
+  /** Slot index for a new tail event; the caller fills the arrays. Precondition: !full. */
+  pushSlot(): number {
+    if (this.size > this.#mask) this.#grow();
+    const i = (this.#head + this.size) & this.#mask;
+    this.size++;
+    return i;
+  }
+
+  /** Slot index of the oldest event. Precondition: size > 0. */
+  headSlot(): number {
+    return this.#head;
+  }
+
+  /** Forgets the oldest event (clearing references so payloads can be collected). */
+  shift(): void {
+    const i = this.#head;
+    this.route[i] = undefined;
+    this.data[i] = undefined;
+    this.key[i] = undefined;
+    this.extra[i] = undefined;
+    this.#head = (i + 1) & this.#mask;
+    this.size--;
+  }
+
+  #grow(): void {
+    const old = this.#mask + 1;
+    const n = old * 2;
+    const route = new Array<Route | undefined>(n).fill(undefined);
+    const data = new Array<unknown>(n).fill(undefined);
+    const key = new Array<string | undefined>(n).fill(undefined);
+    const extra = new Array<EventExtra | undefined>(n).fill(undefined);
+    const id = new Float64Array(n);
+    const time = new Float64Array(n);
+    for (let k = 0; k < this.size; k++) {
+      const i = (this.#head + k) & this.#mask;
+      route[k] = this.route[i];
+      data[k] = this.data[i];
+      key[k] = this.key[i];
+      extra[k] = this.extra[i];
+      id[k] = this.id[i];
+      time[k] = this.time[i];
+    }
+    this.route = route;
+    this.data = data;
+    this.key = key;
+    this.extra = extra;
+    this.id = id;
+    this.time = time;
+    this.#head = 0;
+    this.#mask = n - 1;
+  }
+}

@@ -1,0 +1,55 @@
+export type Priority = 'critical' | 'high' | 'normal' | 'low';
+export type Overflow = 'wait' | 'reject' | 'drop-oldest' | 'drop-newest';
+
+/** What a handler receives. */
+export interface BusEvent<T = unknown> {
+  subject: string;
+  data: T;
+  key?: string;
+  priority: Priority;
+  headers?: Record<string, string>;
+  /** Unique per bus. */
+  id: number;
+  /** Publish time, epoch milliseconds (fractional). */
+  time: number;
+}
+
+export interface PublishOptions {
+  key?: string;
+  priority?: Priority;
+  headers?: Record<string, string>;
+}
+
+export interface BatchItem<T = unknown> extends PublishOptions {
+  subject: string;
+  data: T;
+}
+
+export interface SubscribeOptions {
+  /** Members of one queue group split the events (one member each). */
+  queue?: string;
+  /** In-flight async deliveries at once (default 1); per key it is always 1. */
+  concurrency?: number;
+  signal?: AbortSignal;
+}
+
+export interface LaneStats {
+  published: number;
+  queued: number;
+  dropped: number;
+  capacity: number;
+}
+
+export interface BusStats {
+  published: number;
+  delivered: number;
+  dropped: number;
+  failed: number;
+  queued: number;
+  inFlight: number;
+  /** Part of `dropped`: events no subscription matched. */
+  unrouted: number;
+  subscriptions: number;
+  lanes: Record<Priority, LaneStats>;
+  latencyUs: { p50: number; p99: number; p999: number; max: number; count: number };
+}
