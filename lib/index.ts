@@ -3,3 +3,5 @@ export { MyelinError, ErrorCodes, type ErrorCode, type MyelinErrorOptions } from
 export { Bus, type BusOptions } from './bus/bus.js';
 export { Subscription } from './bus/subscription.js';
 export type { BusEvent, BusStats, BatchItem, LaneStats, Overflow, Priority, PublishOptions, SubscribeOptions } from './bus/types.js';
+export { WorkerPool, type WorkerPoolOptions } from './bus/worker-pool.js';
+export type { WorkerContext } from './bus/worker-main.js';

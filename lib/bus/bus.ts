@@ -26,6 +26,7 @@ import { native, type NativeHistogram } from '../internal/native.js';
 import { type EventExtra, LaneQueue } from './lane-queue.js';
 import { QueueGroup, type Route, RouteTable } from './route-table.js';
 import { type Handler, Subscription, type Tracker } from './subscription.js';
+import { type PoolHost, WorkerPool, type WorkerPoolOptions } from './worker-pool.js';
 import type { BatchItem, BusEvent, BusStats, Overflow, Priority, PublishOptions, SubscribeOptions } from './types.js';
 
 export const PRIORITIES: readonly Priority[] = ['critical', 'high', 'normal', 'low'];
@@ -86,6 +87,7 @@ export class Bus {
   readonly #latency: HistogramRecorder;
   #roomWaiters: Array<Array<() => void>> = [[], [], [], []];
   #drainWaiters: Array<() => void> = [];
+  readonly #pools = new Set<WorkerPool>();
 
   constructor(opts: BusOptions = {}) {
     if (opts === null || typeof opts !== 'object') throw invalidArgument('Bus(options): options must be an object');
@@ -283,8 +285,8 @@ export class Bus {
     for (let k = 0; k < t.length; k++) {
       const x = t[k];
       if (x instanceof QueueGroup) {
-        for (const m of x.members) if (m.pending.length >= m.maxPending) return false;
-      } else if (x.pending.length >= x.maxPending) {
+        for (const m of x.members) if (m.pending.length >= m.maxPending || m.full?.()) return false;
+      } else if (x.pending.length >= x.maxPending || (x.full !== undefined && x.full())) {
         return false;
       }
     }
@@ -310,7 +312,11 @@ export class Bus {
       // gets nothing more (a group passes the event to a member still there).
       if (sub === undefined || sub.closed) continue;
       reached++;
-      if (sub.pending.length > 0 || sub.inflight >= sub.concurrency || (ev.key !== undefined && sub.inflight > 0 && sub.keysInFlight.has(ev.key))) {
+      if (
+        sub.pending.length > 0 ||
+        sub.inflight >= sub.concurrency ||
+        (ev.key !== undefined && sub.inflight > 0 && !sub.keyAffinity && sub.keysInFlight.has(ev.key))
+      ) {
         tracker ??= { pending: 0, failed: false };
         tracker.pending++;
         sub.pending.push({ ev, tracker, extra });
@@ -353,7 +359,7 @@ export class Bus {
     const tr = tracker ?? { pending: 0, failed: false };
     tr.pending++;
     sub.inflight++;
-    if (ev.key !== undefined) sub.keysInFlight.add(ev.key);
+    if (ev.key !== undefined && !sub.keyAffinity) sub.keysInFlight.add(ev.key);
     result.then(
       (value) => this.#settle(sub, ev, tr, extra, value, undefined, false),
       (err) => this.#settle(sub, ev, tr, extra, undefined, err, true),
@@ -363,7 +369,7 @@ export class Bus {
 
   #settle(sub: Subscription, ev: BusEvent, tracker: Tracker, extra: EventExtra | undefined, value: unknown, err: unknown, isErr: boolean): void {
     sub.inflight--;
-    if (ev.key !== undefined) sub.keysInFlight.delete(ev.key);
+    if (ev.key !== undefined && !sub.keyAffinity) sub.keysInFlight.delete(ev.key);
     if (isErr) {
       tracker.failed = true;
       this.#fail(ev, err, extra);
@@ -441,6 +447,28 @@ export class Bus {
     return sub;
   }
 
+  // ---------------------------------------------------------------- worker pools
+
+  /**
+   * Starts `threads` worker threads that each import `moduleUrl` and handle the events
+   * of `subjects` with its default export `(event, ctx) => result` (lib/bus/worker-pool.ts).
+   */
+  workers(moduleUrl: string | URL, opts: WorkerPoolOptions): Promise<WorkerPool> {
+    if (this.#closed) return Promise.reject(new MyelinError('ERR_BUS_CLOSED', 'workers: the bus is closed'));
+    const host: PoolHost = {
+      subscribe: (pattern, handler, o) => {
+        const sub = this.subscribe(pattern, handler, o);
+        sub.keyAffinity = o.keyAffinity === true;
+        return sub;
+      },
+      publish: (subject, data, o) => this.publish(subject, data, o),
+    };
+    return WorkerPool.start(host, moduleUrl, opts).then((pool) => {
+      this.#pools.add(pool);
+      return pool;
+    });
+  }
+
   // ---------------------------------------------------------------- request/reply
 
   request<T = unknown>(subject: string, data?: unknown, opts: PublishOptions & { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<T> {
@@ -508,6 +536,7 @@ export class Bus {
     this.#closed = true;
     this.#closing = (async () => {
       await this.drain();
+      await Promise.all([...this.#pools].map((p) => p.close()));
       for (const sub of [...this.#routes.subscriptions()]) sub.unsubscribe();
       for (const w of this.#roomWaiters) for (const f of w) f();
       this.#latency.close();

@@ -33,6 +33,10 @@ export class Subscription implements AsyncIterable<BusEvent> {
   readonly pending: PendingDelivery[] = [];
   readonly maxPending: number;
   closed = false;
+  /** Ordering comes from key affinity downstream (a worker pool), not from the bus. */
+  keyAffinity = false;
+  /** When set and true, the bus holds events in their lanes (downstream backpressure). */
+  full: (() => boolean) | undefined;
   #drainWaiters: Array<() => void> = [];
   #detach: () => void;
   #iter: EventIterator | undefined;

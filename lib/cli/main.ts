@@ -1,9 +1,12 @@
 // The `myelin` command line.
 import { MyelinError } from '../errors.js';
 import { runBench } from './bench.js';
+import { simulateCommand } from './simulate.js';
 
 const USAGE = `usage:
   myelin bench [core|all] [--json]   benchmarks against their anchors, a table at the end
+  myelin simulate [--port 9100] [--latency-ms 200] [--tokens-per-s 80] [--error-rate 0.01] [--rpm 600] ...
+                                     OpenAI/Anthropic/Ollama-compatible upstream simulator (--help for all flags)
   myelin help`;
 
 export async function main(argv: string[]): Promise<number> {
@@ -17,6 +20,8 @@ export async function main(argv: string[]): Promise<number> {
       else process.stdout.write(`\n${table}\n`);
       return 0;
     }
+    case 'simulate':
+      return simulateCommand(rest);
     case undefined:
     case 'help':
     case '--help':
