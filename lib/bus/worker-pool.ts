@@ -1,0 +1,361 @@
+// bus.workers(moduleUrl, opts): worker threads fed through shared-memory rings.
+//
+// Each thread has two ByteRings: events main -> worker, and failures, replies and
+// publishes worker -> main. A worker handles its events in order and advances a DONE
+// counter in its ring's header; the main thread settles that many deliveries from the
+// front of the thread's in-flight FIFO, so there is one wake-up per batch, never a
+// postMessage per event.
+//
+// Routing: the same key always goes to the same thread (hash of the key); a keyless
+// event goes to the thread with the fewest events in flight. A pool subscribes to its
+// subjects as one subscription per subject (queue group `opts.queue` if given).
+//
+// Faults: when a worker exits or crashes, every event in flight on it is failed
+// (dead-lettered by the bus with the exit code) and a new worker takes its place with
+// fresh rings; events that had not reached its ring go to the new worker. A thread
+// whose module keeps failing to load is not restarted more than 5 times a minute.
+import { availableParallelism } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import { MyelinError, invalidArgument } from '../errors.js';
+import { native, packageRoot } from '../internal/native.js';
+import { ByteRing, R } from './byte-ring.js';
+import { KIND_EVENT, KIND_FAIL, KIND_REPLY, decodeRecord, encodeRecord, type Encodable } from './event-codec.js';
+import { hashKey } from './route-table.js';
+import type { Subscription } from './subscription.js';
+import type { BusEvent, Priority, PublishOptions, SubscribeOptions } from './types.js';
+
+export interface WorkerPoolOptions {
+  /** Threads to start (default: available cores). */
+  threads?: number;
+  /** Subject patterns this pool serves. */
+  subjects: string | string[];
+  /** Queue group to join, so the pool shares events with other members. */
+  queue?: string;
+  /** Pin thread i to allowed CPU i mod n. */
+  pin?: boolean;
+  /** Bytes per ring, a power of two (default 4 MiB); records up to half of it. */
+  ringBytes?: number;
+}
+
+/** What the pool needs from its bus (kept narrow so the pool does not own the bus). */
+export interface PoolHost {
+  subscribe(pattern: string, handler: (ev: BusEvent) => unknown, opts: SubscribeOptions & { keyAffinity?: boolean }): Subscription;
+  publish(subject: string, data?: unknown, opts?: PublishOptions): boolean;
+}
+
+const PRIORITY_INDEX: Record<Priority, number> = { critical: 0, high: 1, normal: 2, low: 3 };
+const PRIORITIES: Priority[] = ['critical', 'high', 'normal', 'low'];
+
+/** A delivery in flight on a thread: settles like a promise, without allocating one. */
+class Completion {
+  #ok: ((v: unknown) => void) | undefined;
+  #err: ((e: unknown) => void) | undefined;
+  readonly ev: BusEvent;
+  value: unknown;
+  constructor(ev: BusEvent) {
+    this.ev = ev;
+  }
+  then(ok: (v: unknown) => void, err: (e: unknown) => void): void {
+    this.#ok = ok;
+    this.#err = err;
+  }
+  resolve(): void {
+    this.#ok?.(this.value);
+  }
+  reject(e: unknown): void {
+    this.#err?.(e);
+  }
+}
+
+interface Slot {
+  index: number;
+  worker: Worker;
+  ring: ByteRing;
+  ret: ByteRing;
+  /** Deliveries written to the ring, oldest first; DONE counts them off. */
+  fifo: Completion[];
+  head: number;
+  done: number;
+  /** Deliveries waiting for room in the ring. */
+  backlog: Completion[];
+  failures: Map<number, unknown>;
+  replies: Map<number, unknown>;
+  alive: boolean;
+  exited: Promise<number>;
+  restarts: number[];
+  pinned: string;
+}
+
+const WORKER_MAIN = () => join(packageRoot(), 'dist', 'esm', 'bus', 'worker-main.js');
+
+export class WorkerPool {
+  readonly threads: number;
+  readonly #host: PoolHost;
+  readonly #moduleUrl: string;
+  readonly #opts: WorkerPoolOptions;
+  readonly #ringBytes: number;
+  readonly #slots: Slot[] = [];
+  readonly #subs: Subscription[] = [];
+  #closing: Promise<void> | undefined;
+  #failedWorkers = 0;
+  #loadError: unknown;
+  readonly #cpus: number[];
+
+  private constructor(host: PoolHost, moduleUrl: string, opts: WorkerPoolOptions) {
+    this.#host = host;
+    this.#moduleUrl = moduleUrl;
+    this.#opts = opts;
+    this.threads = opts.threads ?? availableParallelism();
+    this.#ringBytes = opts.ringBytes ?? 4 * 1024 * 1024;
+    this.#cpus = opts.pin ? native().cpuInfo().allowed : [];
+  }
+
+  static async start(host: PoolHost, moduleUrl: string | URL, opts: WorkerPoolOptions): Promise<WorkerPool> {
+    if (opts === null || typeof opts !== 'object') throw invalidArgument('workers(url, options): options must be an object');
+    const url = moduleUrl instanceof URL ? moduleUrl.href : moduleUrl;
+    if (typeof url !== 'string' || url === '') throw invalidArgument('workers(url): url must be a module URL or path');
+    const resolved = /^[a-z]+:/i.test(url) ? url : pathToFileURL(url).href;
+    const subjects = typeof opts.subjects === 'string' ? [opts.subjects] : opts.subjects;
+    if (!Array.isArray(subjects) || subjects.length === 0) throw invalidArgument('workers: subjects must be a pattern or a non-empty array of patterns');
+    const threads = opts.threads ?? availableParallelism();
+    if (!Number.isInteger(threads) || threads < 1 || threads > 1024) throw invalidArgument(`workers: threads must be an integer from 1 to 1024, got ${String(threads)}`);
+    const rb = opts.ringBytes ?? 4 * 1024 * 1024;
+    if (!Number.isInteger(rb) || rb < 4096 || rb > 2 ** 30 || (rb & (rb - 1)) !== 0) {
+      throw invalidArgument(`workers: ringBytes must be a power of two from 4 KiB to 1 GiB, got ${String(rb)}`);
+    }
+    const pool = new WorkerPool(host, resolved, { ...opts, threads, subjects });
+    try {
+      await Promise.all(Array.from({ length: threads }, (_, i) => pool.#spawn(i)));
+    } catch (err) {
+      await pool.#terminateAll();
+      throw err;
+    }
+    for (const pattern of subjects) {
+      const sub = host.subscribe(pattern, (ev) => pool.#deliver(ev), { queue: opts.queue, concurrency: 2 ** 31, keyAffinity: true });
+      // Events wait in the bus lanes (bounded, counted as queued) rather than in an
+      // unbounded backlog here once every thread's ring is full.
+      sub.full = () => pool.#backlogged() >= pool.threads * 1024;
+      pool.#subs.push(sub);
+    }
+    return pool;
+  }
+
+  /** Starts (or restarts) thread i; resolves once its module loaded. */
+  #spawn(i: number): Promise<void> {
+    const ring = ByteRing.create(this.#ringBytes);
+    const ret = ByteRing.create(this.#ringBytes);
+    const cpu = this.#cpus.length ? this.#cpus[i % this.#cpus.length] : -1;
+    const worker = new Worker(WORKER_MAIN(), { workerData: { moduleUrl: this.#moduleUrl, ring: ring.sab, ret: ret.sab, index: i, cpu } });
+    const prev = this.#slots[i];
+    const slot: Slot = {
+      index: i,
+      worker,
+      ring,
+      ret,
+      fifo: [],
+      head: 0,
+      done: 0,
+      backlog: prev ? prev.backlog : [],
+      failures: new Map(),
+      replies: new Map(),
+      alive: true,
+      exited: new Promise((resolve) => worker.once('exit', resolve)),
+      restarts: prev ? prev.restarts : [],
+      pinned: 'UNPINNED',
+    };
+    this.#slots[i] = slot;
+    const ready = new Promise<void>((resolve, reject) => {
+      worker.on('message', (m: { ready?: boolean; pinned?: string; error?: { message: string } }) => {
+        if (m.ready) {
+          slot.pinned = m.pinned ?? 'UNPINNED';
+          resolve();
+        } else if (m.error) {
+          this.#loadError = m.error;
+          reject(new MyelinError('ERR_INVALID_ARGUMENT', `worker module ${this.#moduleUrl} failed: ${m.error.message}`, { cause: m.error }));
+        }
+      });
+      worker.once('error', (err) => reject(new MyelinError('ERR_INVALID_ARGUMENT', `worker ${i} failed to start: ${err.message}`, { cause: err })));
+      worker.once('exit', (code) => reject(new MyelinError('ERR_INVALID_ARGUMENT', `worker ${i} exited with code ${code} before it was ready`)));
+    });
+    worker.once('exit', (code) => this.#onExit(slot, code));
+    void this.#pumpReturns(slot);
+    return ready;
+  }
+
+  // ------------------------------------------------------------------ delivery
+
+  #backlogged(): number {
+    let n = 0;
+    for (const s of this.#slots) n += s.backlog.length;
+    return n;
+  }
+
+  #pick(ev: BusEvent): Slot {
+    const slots = this.#slots;
+    if (ev.key !== undefined) return slots[hashKey(ev.key) % slots.length];
+    let best = slots[0];
+    let load = best.fifo.length - best.head + best.backlog.length;
+    for (let k = 1; k < slots.length; k++) {
+      const s = slots[k];
+      const l = s.fifo.length - s.head + s.backlog.length;
+      if (l < load) {
+        best = s;
+        load = l;
+      }
+    }
+    return best;
+  }
+
+  #deliver(ev: BusEvent): Completion {
+    const c = new Completion(ev);
+    const slot = this.#pick(ev);
+    if (slot.backlog.length > 0 || !slot.alive || !this.#write(slot, c)) slot.backlog.push(c);
+    else slot.ring.commit();
+    return c;
+  }
+
+  /** Writes one delivery into a slot's ring; false when full. Unencodable data fails the delivery. */
+  #write(slot: Slot, c: Completion): boolean {
+    const ev = c.ev;
+    const rec: Encodable = {
+      kind: KIND_EVENT,
+      priority: PRIORITY_INDEX[ev.priority],
+      subject: ev.subject,
+      key: ev.key,
+      headers: ev.headers,
+      data: ev.data,
+      id: ev.id,
+      time: ev.time,
+      wantsReply: true,
+    };
+    try {
+      if (!encodeRecord(slot.ring, rec)) return false;
+    } catch (err) {
+      queueMicrotask(() => c.reject(err));
+      return true; // consumed: it failed instead of entering the ring
+    }
+    slot.fifo.push(c);
+    return true;
+  }
+
+  #flushBacklog(slot: Slot): void {
+    if (slot.backlog.length === 0 || !slot.alive) return;
+    let k = 0;
+    while (k < slot.backlog.length && this.#write(slot, slot.backlog[k])) k++;
+    if (k > 0) {
+      slot.backlog.splice(0, k);
+      slot.ring.commit();
+    }
+  }
+
+  /** The main thread's loop for one thread: returns, DONE counts, backlog. */
+  async #pumpReturns(slot: Slot): Promise<void> {
+    const { ring, ret } = slot;
+    while (slot.alive || slot.head < slot.fifo.length) {
+      for (let at = ret.next(); at >= 0; at = ret.next()) {
+        const rec = decodeRecord(ret, at);
+        ret.advance();
+        if (rec.kind === KIND_FAIL) slot.failures.set(rec.id, rec.data);
+        else if (rec.kind === KIND_REPLY) slot.replies.set(rec.id, rec.data);
+        else if (rec.kind === KIND_EVENT) {
+          try {
+            this.#host.publish(rec.subject, rec.data, { key: rec.key, priority: PRIORITIES[rec.priority], headers: rec.headers });
+          } catch {
+            // the bus closed or refused: the worker's publish is dropped, as a
+            // publish after close would be
+          }
+        }
+      }
+      ret.release();
+      const done = Atomics.load(ring.i32, R.DONE) >>> 0;
+      let n = (done - slot.done) >>> 0;
+      slot.done = done;
+      while (n-- > 0 && slot.head < slot.fifo.length) {
+        const c = slot.fifo[slot.head];
+        slot.fifo[slot.head++] = undefined as unknown as Completion;
+        const id = c.ev.id;
+        if (slot.failures.size > 0 && slot.failures.has(id)) {
+          const info = slot.failures.get(id) as { name: string; message: string; stack?: string; code?: string };
+          slot.failures.delete(id);
+          const err = Object.assign(new Error(info.message), info);
+          c.reject(err);
+        } else {
+          if (slot.replies.size > 0 && slot.replies.has(id)) {
+            c.value = slot.replies.get(id);
+            slot.replies.delete(id);
+          }
+          c.resolve();
+        }
+      }
+      if (slot.head > 1024 && slot.head * 2 > slot.fifo.length) {
+        slot.fifo = slot.fifo.slice(slot.head);
+        slot.head = 0;
+      }
+      this.#flushBacklog(slot);
+      if (!slot.alive) break;
+      await ret.waitForData(() => (Atomics.load(ring.i32, R.DONE) >>> 0) !== slot.done);
+    }
+  }
+
+  // ------------------------------------------------------------------ faults
+
+  #onExit(slot: Slot, code: number): void {
+    if (this.#slots[slot.index] !== slot) return;
+    slot.alive = false;
+    slot.ret.close();
+    // Whatever is still in flight on this thread may or may not have run: fail it.
+    const lost = slot.fifo.slice(slot.head);
+    slot.fifo = [];
+    slot.head = 0;
+    for (const c of lost) {
+      c.reject(new MyelinError('ERR_WORKER_EXITED', `worker ${slot.index} exited with code ${code} while handling '${c.ev.subject}' (id ${c.ev.id})`));
+    }
+    if (this.#closing) return;
+    this.#failedWorkers++;
+    const now = Date.now();
+    slot.restarts = slot.restarts.filter((t) => now - t < 60_000);
+    if (slot.restarts.length >= 5) {
+      for (const c of slot.backlog.splice(0)) {
+        c.reject(new MyelinError('ERR_WORKER_EXITED', `worker ${slot.index} keeps exiting (5 restarts in a minute); not restarted`, { cause: this.#loadError }));
+      }
+      return;
+    }
+    slot.restarts.push(now);
+    this.#spawn(slot.index).then(
+      () => this.#flushBacklog(this.#slots[slot.index]),
+      () => {
+        // its exit handler runs again and decides
+      },
+    );
+  }
+
+  // ------------------------------------------------------------------ lifecycle
+
+  stats(): { threads: number; inFlight: number[]; backlog: number[]; restarts: number; pinned: string[] } {
+    return {
+      threads: this.threads,
+      inFlight: this.#slots.map((s) => s.fifo.length - s.head),
+      backlog: this.#slots.map((s) => s.backlog.length),
+      restarts: this.#failedWorkers,
+      pinned: this.#slots.map((s) => s.pinned),
+    };
+  }
+
+  /** Stops taking events, lets every delivery in flight finish, then ends the threads. */
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      await Promise.all(this.#subs.map((s) => s.drain()));
+      for (const s of this.#slots) s.ring.close();
+      const timeout = new Promise((r) => setTimeout(r, 10_000).unref());
+      await Promise.race([Promise.all(this.#slots.map((s) => s.exited)), timeout]);
+      await this.#terminateAll();
+    })();
+    return this.#closing;
+  }
+
+  async #terminateAll(): Promise<void> {
+    await Promise.all(this.#slots.filter(Boolean).map((s) => s.worker.terminate().catch(() => 0)));
+  }
+}
