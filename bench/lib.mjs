@@ -49,3 +49,23 @@ export function measure(scenario, metric, ops, fn) {
 export function done() {
   process.stderr.write(`  checksum ${sink}\n`);
 }
+
+/** measure() for work that awaits (a publish loop that waits for delivery). */
+export async function measureAsync(scenario, metric, ops, fn) {
+  process.stderr.write(`  ${scenario}: warm-up`);
+  await fn(Math.max(1, Math.floor(ops / 5)));
+  const samples = [];
+  const cpu = [];
+  for (let r = 0; r < repeats; r++) {
+    const c0 = process.cpuUsage();
+    const t0 = process.hrtime.bigint();
+    await fn(ops);
+    const ns = Number(process.hrtime.bigint() - t0);
+    const c = process.cpuUsage(c0);
+    cpu.push(((c.user + c.system) * 1000) / ops);
+    samples.push(metric === 'ns/op' ? ns / ops : (ops * 1e9) / ns);
+    process.stderr.write(' .');
+  }
+  process.stderr.write('\n');
+  emit(scenario, metric, samples, { cpuNsPerOp: summarize(cpu).median });
+}

@@ -26,6 +26,7 @@ import { native, type NativeHistogram } from '../internal/native.js';
 import { type EventExtra, LaneQueue } from './lane-queue.js';
 import { QueueGroup, type Route, RouteTable } from './route-table.js';
 import { type Handler, Subscription, type Tracker } from './subscription.js';
+import { type SettleFn, Ticket } from './ticket.js';
 import { type PoolHost, WorkerPool, type WorkerPoolOptions } from './worker-pool.js';
 import type { BatchItem, BusEvent, BusStats, Overflow, Priority, PublishOptions, SubscribeOptions } from './types.js';
 
@@ -347,10 +348,22 @@ export class Bus {
   #invoke(sub: Subscription, ev: BusEvent, extra: EventExtra | undefined, tracker: Tracker | undefined): Tracker | typeof OK | typeof FAILED {
     let result: unknown;
     try {
-      result = sub.handler(ev);
+      // A worker pool (keyAffinity) also learns whether the event wants a reply, so
+      // replies cross back only for requests.
+      result = sub.keyAffinity ? sub.handler(ev, extra?.reply !== undefined) : sub.handler(ev);
     } catch (err) {
       this.#fail(ev, err, extra);
       return FAILED;
+    }
+    if (result instanceof Ticket) {
+      const tr = tracker ?? { pending: 0, failed: false };
+      tr.pending++;
+      sub.inflight++;
+      result.sub = sub;
+      result.tracker = tr;
+      result.extra = extra;
+      result.settle = this.#settleTicket;
+      return tr;
     }
     if (!isThenable(result)) {
       extra?.reply?.(result);
@@ -366,6 +379,9 @@ export class Bus {
     );
     return tr;
   }
+
+  readonly #settleTicket: SettleFn = (t, value, err, isErr) =>
+    this.#settle(t.sub as Subscription, t.ev, t.tracker as Tracker, t.extra, value, err, isErr);
 
   #settle(sub: Subscription, ev: BusEvent, tracker: Tracker, extra: EventExtra | undefined, value: unknown, err: unknown, isErr: boolean): void {
     sub.inflight--;

@@ -22,9 +22,15 @@ import type { ByteRing } from './byte-ring.js';
 export const KIND_EVENT = 1;
 export const KIND_FAIL = 2;
 export const KIND_REPLY = 3;
+export const KIND_BATCH = 4;
 const HEAD = 32;
 
-const packr = new Packr({ useRecords: false, moreTypes: true });
+// Functions would silently become undefined; refuse them like any other value that is
+// not data (cycles and unsupported types already throw).
+const writeFunction = (): never => {
+  throw new TypeError('functions are not data');
+};
+const packr = new Packr({ useRecords: false, moreTypes: true, writeFunction });
 
 export interface Encodable {
   kind: number;
@@ -141,4 +147,114 @@ export function decodeRecord(ring: ByteRing, at: number): Decoded {
   else if (dataKind === 2) data = ring.u8.slice(p, p + dataBytes);
   else if (dataKind === 3) data = Buffer.from(ring.u8.slice(p, p + dataBytes).buffer);
   return { kind, priority, subject, key, headers, data, id, time, wantsReply: (flags & 4) !== 0 };
+}
+
+// ---------------------------------------------------------------- event batches
+//
+// Events to a worker travel as one record per delivery round: a u32 count, then one
+// msgpack array of columns [ids, times, priorities, flags, subjects, keys, headers,
+// data]. One pack on the main thread and one unpack in the worker per batch: the
+// per-call overhead of the codec, not the bytes, dominated per-event records.
+
+/** A codec for one main->worker stream. Records (msgpackr `useRecords`, sequential)
+ * define each object shape once per stream, which makes packing about 1.6x and
+ * unpacking about 4x faster than plain maps here; the price is that packer and
+ * unpacker must see the same messages in order, so a message packed but not sent
+ * forces a reset (KIND_RESET) of both sides. */
+export function createBatchCodec(): Packr {
+  return new Packr({ useRecords: true, sequential: true, moreTypes: true, writeFunction });
+}
+
+export interface BatchItem {
+  ev: { id: number; time: number; priority: string; subject: string; key?: string; headers?: Record<string, string>; data: unknown };
+  wantsReply: boolean;
+}
+
+const PRIORITY_NUMBER: Record<string, number> = { critical: 0, high: 1, normal: 2, low: 3 };
+
+/** Packs a batch's columns; throws ERR_INVALID_ARGUMENT when some data cannot cross. */
+export function packBatch(codec: Packr, items: readonly BatchItem[]): Uint8Array {
+  const n = items.length;
+  const ids = new Array<number>(n);
+  const times = new Array<number>(n);
+  const priorities = new Array<number>(n);
+  const flags = new Array<number>(n);
+  const subjects = new Array<string>(n);
+  const keys = new Array<string | null>(n);
+  const headers = new Array<Record<string, string> | null>(n);
+  const data = new Array<unknown>(n);
+  for (let i = 0; i < n; i++) {
+    const { ev, wantsReply } = items[i];
+    ids[i] = ev.id;
+    times[i] = ev.time;
+    priorities[i] = PRIORITY_NUMBER[ev.priority];
+    flags[i] = wantsReply ? 4 : 0;
+    subjects[i] = ev.subject;
+    keys[i] = ev.key ?? null;
+    headers[i] = ev.headers ?? null;
+    data[i] = ev.data;
+  }
+  try {
+    return codec.pack([ids, times, priorities, flags, subjects, keys, headers, data]);
+  } catch (cause) {
+    throw new MyelinError('ERR_INVALID_ARGUMENT', `a batch of events cannot cross to another thread: ${(cause as Error).message}`, { cause });
+  }
+}
+
+/** Checks one event's data alone (to find which event of a failed batch is at fault). */
+export function checkCrossable(item: BatchItem): void {
+  pack([item.ev.data, item.ev.headers ?? null], `data for '${item.ev.subject}'`);
+}
+
+export const KIND_RESET = 5;
+
+/** Tells the worker to start a fresh unpacker (the main side started a fresh packer). */
+export function writeReset(ring: ByteRing): boolean {
+  const at = ring.reserve(8);
+  if (at < 0) return false;
+  ring.view.setUint8(at, KIND_RESET);
+  return true;
+}
+
+/** Writes a packed batch as one record; false when the ring has no room now. */
+export function writeBatch(ring: ByteRing, count: number, packed: Uint8Array): boolean {
+  const total = 8 + packed.byteLength;
+  if (total > ring.maxRecord) {
+    throw new MyelinError('ERR_INVALID_ARGUMENT', `a batch of ${count} events is ${total} bytes; a worker ring holds records up to ${ring.maxRecord} (raise ringBytes)`);
+  }
+  const at = ring.reserve(total);
+  if (at < 0) return false;
+  ring.view.setUint8(at, KIND_BATCH);
+  ring.view.setUint32(at + 4, count, true);
+  ring.u8.set(packed, at + 8);
+  return true;
+}
+
+export interface DecodedBatch {
+  ids: number[];
+  times: number[];
+  priorities: number[];
+  flags: number[];
+  subjects: string[];
+  keys: Array<string | null>;
+  headers: Array<Record<string, string> | null>;
+  data: unknown[];
+}
+
+export function readBatch(codec: Packr, ring: ByteRing, at: number, length: number): DecodedBatch {
+  const cols = codec.unpack(ring.u8.slice(at + 8, at + length)) as unknown[];
+  return {
+    ids: cols[0] as number[],
+    times: cols[1] as number[],
+    priorities: cols[2] as number[],
+    flags: cols[3] as number[],
+    subjects: cols[4] as string[],
+    keys: cols[5] as Array<string | null>,
+    headers: cols[6] as Array<Record<string, string> | null>,
+    data: cols[7] as unknown[],
+  };
+}
+
+export function recordKind(ring: ByteRing, at: number): number {
+  return ring.view.getUint8(at);
 }

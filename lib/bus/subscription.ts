@@ -17,7 +17,7 @@ export interface PendingDelivery {
   extra: EventExtra | undefined;
 }
 
-export type Handler = (event: BusEvent) => unknown;
+export type Handler = (event: BusEvent, wantsReply?: boolean) => unknown;
 
 export class Subscription implements AsyncIterable<BusEvent> {
   readonly id: number;

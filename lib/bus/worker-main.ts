@@ -6,7 +6,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { native } from '../internal/native.js';
 import { ByteRing, R } from './byte-ring.js';
-import { KIND_EVENT, KIND_FAIL, KIND_REPLY, decodeRecord, encodeRecord } from './event-codec.js';
+import { KIND_BATCH, KIND_EVENT, KIND_FAIL, KIND_REPLY, KIND_RESET, createBatchCodec, encodeRecord, readBatch, recordKind } from './event-codec.js';
 import type { BusEvent, Priority, PublishOptions } from './types.js';
 
 interface PoolWorkerData {
@@ -76,36 +76,46 @@ async function main(): Promise<void> {
   parentPort?.on('message', () => {});
 
   let done = Atomics.load(ring.i32, R.DONE) >>> 0;
+  let codec = createBatchCodec();
   for (;;) {
     let n = 0;
     for (let at = ring.next(); at >= 0; at = ring.next()) {
-      const rec = decodeRecord(ring, at);
-      ring.advance();
-      const ev: BusEvent = {
-        subject: rec.subject,
-        data: rec.data,
-        key: rec.key,
-        priority: PRIORITIES[rec.priority],
-        headers: rec.headers,
-        id: rec.id,
-        time: rec.time,
-      };
-      try {
-        let result = handler(ev, ctx);
-        if (result !== null && typeof result === 'object' && typeof (result as { then?: unknown }).then === 'function') {
-          result = await result;
-        }
-        if (rec.wantsReply) sendBack({ kind: KIND_REPLY, priority: 0, subject: rec.subject, key: undefined, headers: undefined, data: result, id: rec.id, time: 0, wantsReply: false });
-      } catch (err) {
-        sendBack({ kind: KIND_FAIL, priority: 0, subject: rec.subject, key: undefined, headers: undefined, data: describe(err), id: rec.id, time: 0, wantsReply: false });
+      const kind = recordKind(ring, at);
+      if (kind === KIND_RESET) {
+        ring.advance();
+        codec = createBatchCodec();
+        continue;
       }
-      done = (done + 1) >>> 0;
-      if (++n % 256 === 0) {
-        // Publish progress within long batches so the main thread can settle early.
-        ring.release();
-        ret.commit();
-        Atomics.store(ring.i32, R.DONE, done | 0);
-        ret.wake();
+      if (kind !== KIND_BATCH) throw new Error(`unexpected record kind ${kind} in a worker ring`);
+      const batch = readBatch(codec, ring, at, ring.length);
+      ring.advance();
+      const count = batch.ids.length;
+      for (let i = 0; i < count; i++) {
+        const ev: BusEvent = {
+          subject: batch.subjects[i],
+          data: batch.data[i],
+          key: batch.keys[i] ?? undefined,
+          priority: PRIORITIES[batch.priorities[i]],
+          headers: batch.headers[i] ?? undefined,
+          id: batch.ids[i],
+          time: batch.times[i],
+        };
+        try {
+          let result = handler(ev, ctx);
+          if (result !== null && typeof result === 'object' && typeof (result as { then?: unknown }).then === 'function') {
+            result = await result;
+          }
+          if (batch.flags[i] & 4) sendBack({ kind: KIND_REPLY, priority: 0, subject: ev.subject, key: undefined, headers: undefined, data: result, id: ev.id, time: 0, wantsReply: false });
+        } catch (err) {
+          sendBack({ kind: KIND_FAIL, priority: 0, subject: ev.subject, key: undefined, headers: undefined, data: describe(err), id: ev.id, time: 0, wantsReply: false });
+        }
+        done = (done + 1) >>> 0;
+        if (++n % 1024 === 0) {
+          // Publish progress within long batches so the main thread can settle early.
+          ret.commit();
+          Atomics.store(ring.i32, R.DONE, done | 0);
+          ret.wake();
+        }
       }
       if (n >= YIELD_EVERY) break;
     }

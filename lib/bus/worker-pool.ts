@@ -21,7 +21,19 @@ import { Worker } from 'node:worker_threads';
 import { MyelinError, invalidArgument } from '../errors.js';
 import { native, packageRoot } from '../internal/native.js';
 import { ByteRing, R } from './byte-ring.js';
-import { KIND_EVENT, KIND_FAIL, KIND_REPLY, decodeRecord, encodeRecord, type Encodable } from './event-codec.js';
+import type { Packr } from 'msgpackr';
+import {
+  KIND_EVENT,
+  KIND_FAIL,
+  KIND_REPLY,
+  checkCrossable,
+  createBatchCodec,
+  decodeRecord,
+  packBatch,
+  writeBatch,
+  writeReset,
+} from './event-codec.js';
+import { Ticket } from './ticket.js';
 import { hashKey } from './route-table.js';
 import type { Subscription } from './subscription.js';
 import type { BusEvent, Priority, PublishOptions, SubscribeOptions } from './types.js';
@@ -41,31 +53,21 @@ export interface WorkerPoolOptions {
 
 /** What the pool needs from its bus (kept narrow so the pool does not own the bus). */
 export interface PoolHost {
-  subscribe(pattern: string, handler: (ev: BusEvent) => unknown, opts: SubscribeOptions & { keyAffinity?: boolean }): Subscription;
+  subscribe(pattern: string, handler: (ev: BusEvent, wantsReply?: boolean) => unknown, opts: SubscribeOptions & { keyAffinity?: boolean }): Subscription;
   publish(subject: string, data?: unknown, opts?: PublishOptions): boolean;
 }
 
 const PRIORITY_INDEX: Record<Priority, number> = { critical: 0, high: 1, normal: 2, low: 3 };
+const BATCH_MAX = 1024; // events per batch record
+
 const PRIORITIES: Priority[] = ['critical', 'high', 'normal', 'low'];
 
-/** A delivery in flight on a thread: settles like a promise, without allocating one. */
-class Completion {
-  #ok: ((v: unknown) => void) | undefined;
-  #err: ((e: unknown) => void) | undefined;
-  readonly ev: BusEvent;
-  value: unknown;
-  constructor(ev: BusEvent) {
-    this.ev = ev;
-  }
-  then(ok: (v: unknown) => void, err: (e: unknown) => void): void {
-    this.#ok = ok;
-    this.#err = err;
-  }
-  resolve(): void {
-    this.#ok?.(this.value);
-  }
-  reject(e: unknown): void {
-    this.#err?.(e);
+/** A delivery in flight on a thread (a Ticket the bus settles without a promise). */
+class Completion extends Ticket {
+  readonly wantsReply: boolean;
+  constructor(ev: BusEvent, wantsReply: boolean) {
+    super(ev);
+    this.wantsReply = wantsReply;
   }
 }
 
@@ -86,6 +88,13 @@ interface Slot {
   exited: Promise<number>;
   restarts: number[];
   pinned: string;
+  commitQueued: boolean;
+  /** This thread's stream codec (records are defined once per stream). */
+  codec: Packr;
+  /** The codec lost sync (a packed batch was dropped): send KIND_RESET first. */
+  resetPending: boolean;
+  /** A packed batch that did not fit yet; sent before anything else. */
+  staged: { packed: Uint8Array; chunk: Completion[] } | undefined;
 }
 
 const WORKER_MAIN = () => join(packageRoot(), 'dist', 'esm', 'bus', 'worker-main.js');
@@ -133,10 +142,10 @@ export class WorkerPool {
       throw err;
     }
     for (const pattern of subjects) {
-      const sub = host.subscribe(pattern, (ev) => pool.#deliver(ev), { queue: opts.queue, concurrency: 2 ** 31, keyAffinity: true });
+      const sub = host.subscribe(pattern, (ev, wantsReply) => pool.#deliver(ev, wantsReply === true), { queue: opts.queue, concurrency: 2 ** 31, keyAffinity: true });
       // Events wait in the bus lanes (bounded, counted as queued) rather than in an
       // unbounded backlog here once every thread's ring is full.
-      sub.full = () => pool.#backlogged() >= pool.threads * 1024;
+      sub.full = () => pool.#backlogged() >= pool.threads * 16384;
       pool.#subs.push(sub);
     }
     return pool;
@@ -164,6 +173,10 @@ export class WorkerPool {
       exited: new Promise((resolve) => worker.once('exit', resolve)),
       restarts: prev ? prev.restarts : [],
       pinned: 'UNPINNED',
+      commitQueued: false,
+      codec: createBatchCodec(),
+      resetPending: false,
+      staged: undefined,
     };
     this.#slots[i] = slot;
     const ready = new Promise<void>((resolve, reject) => {
@@ -188,7 +201,7 @@ export class WorkerPool {
 
   #backlogged(): number {
     let n = 0;
-    for (const s of this.#slots) n += s.backlog.length;
+    for (const s of this.#slots) n += s.backlog.length + (s.staged ? s.staged.chunk.length : 0);
     return n;
   }
 
@@ -208,46 +221,86 @@ export class WorkerPool {
     return best;
   }
 
-  #deliver(ev: BusEvent): Completion {
-    const c = new Completion(ev);
+  #deliver(ev: BusEvent, wantsReply: boolean): Completion {
+    const c = new Completion(ev, wantsReply);
     const slot = this.#pick(ev);
-    if (slot.backlog.length > 0 || !slot.alive || !this.#write(slot, c)) slot.backlog.push(c);
-    else slot.ring.commit();
+    slot.backlog.push(c);
+    if (!slot.commitQueued && slot.alive) {
+      // One batch record (and at most one wake-up) per delivery round: the bus
+      // delivers a round synchronously, and this microtask runs right after it.
+      slot.commitQueued = true;
+      queueMicrotask(() => {
+        slot.commitQueued = false;
+        this.#flushBacklog(slot);
+      });
+    }
     return c;
   }
 
-  /** Writes one delivery into a slot's ring; false when full. Unencodable data fails the delivery. */
-  #write(slot: Slot, c: Completion): boolean {
-    const ev = c.ev;
-    const rec: Encodable = {
-      kind: KIND_EVENT,
-      priority: PRIORITY_INDEX[ev.priority],
-      subject: ev.subject,
-      key: ev.key,
-      headers: ev.headers,
-      data: ev.data,
-      id: ev.id,
-      time: ev.time,
-      wantsReply: true,
-    };
-    try {
-      if (!encodeRecord(slot.ring, rec)) return false;
-    } catch (err) {
-      queueMicrotask(() => c.reject(err));
-      return true; // consumed: it failed instead of entering the ring
+  /** Writes waiting deliveries into the slot's ring as batch records, as far as room allows. */
+  #flushBacklog(slot: Slot): void {
+    if (!slot.alive) return;
+    const ring = slot.ring;
+    const backlog = slot.backlog;
+    let wrote = false;
+    let limit = BATCH_MAX;
+    for (;;) {
+      if (slot.resetPending) {
+        if (!writeReset(ring)) break;
+        slot.resetPending = false;
+        wrote = true;
+      }
+      if (slot.staged) {
+        // Packed earlier but the ring was full: these exact bytes go next, or the
+        // worker's decoder would fall out of step with ours.
+        if (!writeBatch(ring, slot.staged.chunk.length, slot.staged.packed)) break;
+        for (const c of slot.staged.chunk) slot.fifo.push(c);
+        slot.staged = undefined;
+        wrote = true;
+      }
+      if (backlog.length === 0) break;
+      const chunk = backlog.splice(0, limit);
+      let packed: Uint8Array;
+      try {
+        packed = packBatch(slot.codec, chunk);
+      } catch {
+        this.#resync(slot);
+        // Some event cannot cross threads: fail those alone, put the rest back.
+        const good: Completion[] = [];
+        for (const c of chunk) {
+          try {
+            checkCrossable(c);
+            good.push(c);
+          } catch (err) {
+            queueMicrotask(() => c.reject(err));
+          }
+        }
+        backlog.unshift(...good);
+        continue;
+      }
+      if (8 + packed.byteLength > ring.maxRecord) {
+        this.#resync(slot);
+        if (chunk.length > 1) {
+          backlog.unshift(...chunk);
+          limit = chunk.length >> 1; // too big as one record: smaller batches
+          continue;
+        }
+        const c = chunk[0];
+        const err = new MyelinError('ERR_INVALID_ARGUMENT', `event for '${c.ev.subject}' is ${packed.byteLength} bytes; a worker ring holds records up to ${ring.maxRecord} (raise ringBytes)`);
+        queueMicrotask(() => c.reject(err));
+        continue;
+      }
+      // pack() returns a view of msgpackr's shared output buffer, which the next pack
+      // by any encoder overwrites: keep a copy until it is written.
+      slot.staged = { packed: packed.slice(), chunk };
     }
-    slot.fifo.push(c);
-    return true;
+    if (wrote) ring.commit();
   }
 
-  #flushBacklog(slot: Slot): void {
-    if (slot.backlog.length === 0 || !slot.alive) return;
-    let k = 0;
-    while (k < slot.backlog.length && this.#write(slot, slot.backlog[k])) k++;
-    if (k > 0) {
-      slot.backlog.splice(0, k);
-      slot.ring.commit();
-    }
+  /** A packed batch was dropped: both ends start fresh codecs. */
+  #resync(slot: Slot): void {
+    slot.codec = createBatchCodec();
+    slot.resetPending = true;
   }
 
   /** The main thread's loop for one thread: returns, DONE counts, backlog. */
@@ -281,11 +334,11 @@ export class WorkerPool {
           slot.failures.delete(id);
           const err = Object.assign(new Error(info.message), info);
           c.reject(err);
+        } else if (slot.replies.size > 0 && slot.replies.has(id)) {
+          const value = slot.replies.get(id);
+          slot.replies.delete(id);
+          c.resolve(value);
         } else {
-          if (slot.replies.size > 0 && slot.replies.has(id)) {
-            c.value = slot.replies.get(id);
-            slot.replies.delete(id);
-          }
           c.resolve();
         }
       }
@@ -304,6 +357,11 @@ export class WorkerPool {
   #onExit(slot: Slot, code: number): void {
     if (this.#slots[slot.index] !== slot) return;
     slot.alive = false;
+    if (slot.staged) {
+      // never reached the ring: the replacement thread gets them
+      slot.backlog.unshift(...slot.staged.chunk);
+      slot.staged = undefined;
+    }
     slot.ret.close();
     // Whatever is still in flight on this thread may or may not have run: fail it.
     const lost = slot.fifo.slice(slot.head);

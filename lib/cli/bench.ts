@@ -154,7 +154,7 @@ function buildNative(root: string, log: (s: string) => void): string {
   return dir;
 }
 
-function runScenario(cmd: string, args: string[], cwd: string, log: (s: string) => void): Promise<BenchResult[]> {
+function runScenario(cmd: string, args: string[], cwd: string, progress: (chunk: Buffer) => void): Promise<BenchResult[]> {
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, args, { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
     const results: BenchResult[] = [];
@@ -169,8 +169,8 @@ function runScenario(cmd: string, args: string[], cwd: string, log: (s: string) 
         if (line.startsWith('RESULT ')) results.push(JSON.parse(line.slice(7)) as BenchResult);
       }
     });
-    child.stderr.setEncoding('utf8');
-    child.stderr.on('data', (chunk: string) => log(chunk.replace(/\n$/, '')));
+    // The scenario's own progress (dots per repeat) passes through as it comes.
+    child.stderr.on('data', (chunk: Buffer) => progress(chunk));
     child.on('error', reject);
     child.on('close', (code) => (code === 0 ? resolve(results) : reject(new Error(`${cmd} ${args.join(' ')} exited ${code}`))));
   });
@@ -180,6 +180,8 @@ export interface BenchOptions {
   suite?: string;
   json?: boolean;
   log?: (s: string) => void;
+  /** Where scenario processes' progress goes (default: stderr). */
+  progress?: (chunk: Buffer) => void;
 }
 
 export async function runBench(opts: BenchOptions = {}): Promise<{ results: BenchResult[]; table: string }> {
@@ -189,6 +191,7 @@ export async function runBench(opts: BenchOptions = {}): Promise<{ results: Benc
     if (!SUITES[n]) throw invalidArgument(`bench: unknown suite '${n}'; choose one of ${['all', ...Object.keys(SUITES)].join(', ')}`);
   }
   const log = opts.log ?? ((s: string) => process.stderr.write(`${s}\n`));
+  const progress = opts.progress ?? ((chunk: Buffer) => process.stderr.write(chunk));
   const root = packageRoot();
   if (!existsSync(join(root, 'dist', 'esm', 'index.js'))) throw invalidArgument('bench: dist/ is missing; run `npm run build:ts`');
   const results: BenchResult[] = [];
@@ -197,11 +200,11 @@ export async function runBench(opts: BenchOptions = {}): Promise<{ results: Benc
     const suite = SUITES[n];
     for (const bin of suite.native) {
       log(`bench: ${bin}`);
-      results.push(...(await runScenario(join(dir, bin), [], root, log)));
+      results.push(...(await runScenario(join(dir, bin), [], root, progress)));
     }
     for (const script of suite.js) {
       log(`bench: bench/${script}.mjs`);
-      results.push(...(await runScenario(process.execPath, [join(root, 'bench', `${script}.mjs`)], root, log)));
+      results.push(...(await runScenario(process.execPath, [join(root, 'bench', `${script}.mjs`)], root, progress)));
     }
   }
   const by = new Map(results.map((r) => [r.scenario, r]));

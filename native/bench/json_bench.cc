@@ -152,7 +152,7 @@ void RunSingle(const Corpus& c, const char* scenario, uint64_t docs_per_sample) 
     warm = true;
     return static_cast<double>(bytes) / secs / 1e6;
   });
-  PrintResult(scenario, "docs/s", docs_per_s);
+  PrintResult((std::string(scenario) + ".docs").c_str(), "docs/s", docs_per_s);
 }
 
 void RunBatch(const Corpus& c, uint64_t docs_per_sample) {
