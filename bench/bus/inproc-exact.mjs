@@ -1,19 +1,19 @@
-// In-process, exact subject, one subscriber, small object: myelin's Bus (queued,
-// prioritised, counted) against synchronous emit in eventemitter3 and node:events.
+// In-process, exact subject, one subscriber, a fresh small object per event: myelin's
+// Bus (queued, prioritised, counted) against synchronous emit in eventemitter3 and
+// node:events.
 import { EventEmitter } from 'node:events';
 import EE3 from 'eventemitter3';
 import { Bus } from '../../dist/esm/index.js';
 import { consume, done, measure, measureAsync, scaled } from '../lib.mjs';
 
 const N = scaled(5_000_000);
-const payload = { id: 1, kind: 'order', qty: 2 };
 
 {
   const ee = new EE3();
   let sum = 0;
   ee.on('orders.created', (d) => (sum += d.qty));
   measure('bus.inproc.ee3', 'events/s', N, (n) => {
-    for (let i = 0; i < n; i++) ee.emit('orders.created', payload);
+    for (let i = 0; i < n; i++) ee.emit('orders.created', { id: i, kind: 'order', qty: 2 });
   });
   consume(sum);
 }
@@ -22,7 +22,7 @@ const payload = { id: 1, kind: 'order', qty: 2 };
   let sum = 0;
   ee.on('orders.created', (d) => (sum += d.qty));
   measure('bus.inproc.node_events', 'events/s', N, (n) => {
-    for (let i = 0; i < n; i++) ee.emit('orders.created', payload);
+    for (let i = 0; i < n; i++) ee.emit('orders.created', { id: i, kind: 'order', qty: 2 });
   });
   consume(sum);
 }
@@ -31,7 +31,10 @@ const payload = { id: 1, kind: 'order', qty: 2 };
   let sum = 0;
   bus.subscribe('orders.created', (ev) => void (sum += ev.data.qty));
   await measureAsync('bus.inproc.myelin', 'events/s', N, async (n) => {
-    for (let i = 0; i < n; i++) if (!bus.publish('orders.created', payload)) await bus.publishAsync('orders.created', payload);
+    for (let i = 0; i < n; i++) {
+      const p = { id: i, kind: 'order', qty: 2 };
+      if (!bus.publish('orders.created', p)) await bus.publishAsync('orders.created', p);
+    }
     await bus.drain();
   });
   consume(sum);

@@ -7,7 +7,6 @@ import { consume, done, measure, measureAsync, scaled } from '../lib.mjs';
 const N = scaled(1_000_000);
 const subjects = [];
 for (let i = 0; i < 4096; i++) subjects.push(i % 4 === 0 ? `tenant.${i % 1000}.audit.login.ok` : `tenant.${(i * 7) % 1000}.orders.created`);
-const payload = { id: 1 };
 
 {
   const ee = new EventEmitter2.EventEmitter2({ wildcard: true, delimiter: '.', maxListeners: 0 });
@@ -15,7 +14,7 @@ const payload = { id: 1 };
   for (let i = 0; i < 1000; i++) ee.on(`tenant.${i}.orders.*`, () => hits++);
   ee.on('tenant.*.audit.**', () => hits++);
   measure('bus.wildcard.eventemitter2', 'events/s', N, (n) => {
-    for (let i = 0; i < n; i++) ee.emit(subjects[i & 4095], payload);
+    for (let i = 0; i < n; i++) ee.emit(subjects[i & 4095], { id: i });
   });
   consume(hits);
 }
@@ -27,7 +26,8 @@ const payload = { id: 1 };
   await measureAsync('bus.wildcard.myelin', 'events/s', N, async (n) => {
     for (let i = 0; i < n; i++) {
       const s = subjects[i & 4095];
-      if (!bus.publish(s, payload)) await bus.publishAsync(s, payload);
+      const p = { id: i };
+      if (!bus.publish(s, p)) await bus.publishAsync(s, p);
     }
     await bus.drain();
   });

@@ -8,7 +8,7 @@ import { consume, done, measureAsync, scaled } from '../lib.mjs';
 
 const N = scaled(1_000_000);
 const here = (p) => new URL(p, import.meta.url);
-const payload = { id: 7, kind: 'order', qty: 3 };
+const event = (i) => ({ id: i, kind: 'order', qty: 3 }); // a fresh object per event, as in a service
 
 async function postWorker() {
   const w = new Worker(here('./fixtures/post-worker.mjs'));
@@ -21,18 +21,21 @@ async function postWorker() {
   await measureAsync('bus.worker.postmessage', 'events/s', scaled(300_000), async (n) => {
     w.postMessage({ target: n });
     const doneP = new Promise((r) => w.once('message', r));
-    for (let i = 0; i < n; i++) w.postMessage(payload);
+    for (let i = 0; i < n; i++) w.postMessage(event(i));
     consume((await doneP).sum);
   });
   await w.terminate();
 }
 {
   const w = await postWorker();
-  const batch = new Array(256).fill(payload);
   await measureAsync('bus.worker.postmessage256', 'events/s', N, async (n) => {
     w.postMessage({ target: n });
     const doneP = new Promise((r) => w.once('message', r));
-    for (let i = 0; i < n; i += 256) w.postMessage(batch);
+    for (let i = 0; i < n; i += 256) {
+      const batch = new Array(256);
+      for (let k = 0; k < 256; k++) batch[k] = event(i + k);
+      w.postMessage(batch);
+    }
     consume((await doneP).sum);
   });
   await w.terminate();
@@ -43,7 +46,7 @@ async function postWorker() {
     const inflight = [];
     let sum = 0;
     for (let i = 0; i < n; i++) {
-      inflight.push(pool.run(payload));
+      inflight.push(pool.run(event(i)));
       if (inflight.length >= 1024) sum += (await Promise.all(inflight.splice(0))).reduce((a, b) => a + b, 0);
     }
     sum += (await Promise.all(inflight)).reduce((a, b) => a + b, 0);
@@ -55,7 +58,10 @@ async function postWorker() {
   const bus = new Bus({ capacity: 1 << 16 });
   await bus.workers(here('./fixtures/count-handler.mjs'), { threads: 1, subjects: 'work.item' });
   await measureAsync('bus.worker.myelin', 'events/s', N, async (n) => {
-    for (let i = 0; i < n; i++) if (!bus.publish('work.item', payload)) await bus.publishAsync('work.item', payload);
+    for (let i = 0; i < n; i++) {
+      const p = event(i);
+      if (!bus.publish('work.item', p)) await bus.publishAsync('work.item', p);
+    }
     await bus.drain();
   });
   consume(bus.stats().delivered);

@@ -116,14 +116,77 @@ const CORE_ROWS: Row[] = [
 interface Suite {
   rows: Row[];
   native: string[]; // native bench binaries (build-native/<name>)
-  js: string[]; // bench/<path>.mjs
+  js: string[]; // bench/<path>.mjs; a path may carry node flags after a space
 }
+
+const atMost = (v: number | undefined, t: number) => (v === undefined ? undefined : v <= t);
+
+const BUS_ROWS: Row[] = [
+  {
+    what: 'in-process, exact subject, 1 subscriber, small object',
+    value: 'bus.inproc.myelin',
+    anchors: ['bus.inproc.ee3', 'bus.inproc.node_events'],
+    target: '>= 0.5x eventemitter3',
+    pass: (r) => atLeast(ratio(r, 'bus.inproc.myelin', 'bus.inproc.ee3'), 0.5),
+  },
+  {
+    what: 'in-process, 1,000 wildcard patterns',
+    value: 'bus.wildcard.myelin',
+    anchors: ['bus.wildcard.eventemitter2'],
+    target: '>= 10x EventEmitter2',
+    pass: (r) => atLeast(ratio(r, 'bus.wildcard.myelin', 'bus.wildcard.eventemitter2'), 10),
+  },
+  {
+    what: 'main -> 1 worker handler, small objects',
+    value: 'bus.worker.myelin',
+    anchors: ['bus.worker.postmessage256', 'bus.worker.postmessage', 'bus.worker.piscina'],
+    target: '>= 10x batched postMessage',
+    pass: (r) => atLeast(ratio(r, 'bus.worker.myelin', 'bus.worker.postmessage256'), 10),
+  },
+  {
+    what: 'main -> worker, 64-byte Uint8Array payloads',
+    value: 'bus.bytes.myelin',
+    anchors: ['bus.bytes.ringbufjs'],
+    target: '>= 0.5x ringbuf.js',
+    pass: (r) => atLeast(ratio(r, 'bus.bytes.myelin', 'bus.bytes.ringbufjs'), 0.5),
+  },
+  {
+    what: 'latency publish -> worker handler, open loop at half peak, p99',
+    value: 'bus.latency.p99',
+    anchors: ['bus.latency.p50', 'bus.latency.p999', 'bus.latency.rate'],
+    target: 'p99 <= 50 us, p99.9 <= 1 ms',
+    pass: (r) => {
+      const a = atMost(r('bus.latency.p99')?.median, 50);
+      const b = atMost(r('bus.latency.p999')?.median, 1000);
+      return a === undefined || b === undefined ? undefined : a && b;
+    },
+  },
+  {
+    what: 'memory, 10 M queued small events, no consumer',
+    value: 'bus.memory.per_event',
+    anchors: [],
+    target: '<= 64 B per event beyond the payload',
+    pass: (r) => atMost(r('bus.memory.per_event')?.median, 64),
+  },
+  {
+    what: 'scaling: worker pool, 1 thread',
+    value: 'bus.scaling.1',
+    anchors: ['bus.scaling.2', 'bus.scaling.4', 'bus.scaling.8', 'bus.scaling.16'],
+    target: 'report events/s per thread count',
+    pass: () => undefined,
+  },
+];
 
 const SUITES: Record<string, Suite> = {
   core: {
     rows: CORE_ROWS,
     native: ['queue_bench', 'slab_bench', 'histogram_bench', 'json_bench', 'route_bench'],
     js: ['core/histogram', 'core/json', 'core/match'],
+  },
+  bus: {
+    rows: BUS_ROWS,
+    native: [],
+    js: ['bus/inproc-exact', 'bus/inproc-wildcard', 'bus/worker-objects', 'bus/worker-bytes', 'bus/latency', 'bus/memory --expose-gc', 'bus/scaling'],
   },
 };
 
@@ -202,9 +265,10 @@ export async function runBench(opts: BenchOptions = {}): Promise<{ results: Benc
       log(`bench: ${bin}`);
       results.push(...(await runScenario(join(dir, bin), [], root, progress)));
     }
-    for (const script of suite.js) {
+    for (const entry of suite.js) {
+      const [script, ...flags] = entry.split(' ');
       log(`bench: bench/${script}.mjs`);
-      results.push(...(await runScenario(process.execPath, [join(root, 'bench', `${script}.mjs`)], root, progress)));
+      results.push(...(await runScenario(process.execPath, [...flags, join(root, 'bench', `${script}.mjs`)], root, progress)));
     }
   }
   const by = new Map(results.map((r) => [r.scenario, r]));
@@ -218,6 +282,7 @@ export async function runBench(opts: BenchOptions = {}): Promise<{ results: Benc
   for (const n of names) {
     for (const row of SUITES[n].rows) {
       const v = get(row.value);
+      if (!v && row.anchors.every((a) => !get(a))) continue; // scenario not run on this machine
       const anchors = row.anchors
         .map((a) => {
           const r = get(a);
