@@ -17,7 +17,8 @@ for (let i = 0; i < N; i++) bus.publish('mem.queued', payload); // nobody subscr
 gc();
 const after = process.memoryUsage();
 const heap = (after.heapUsed - before.heapUsed) / N;
-const total = (after.heapUsed + after.external + after.arrayBuffers - before.heapUsed - before.external - before.arrayBuffers) / N;
+// `external` already includes `arrayBuffers` (the typed-array columns).
+const total = (after.heapUsed + after.external - before.heapUsed - before.external) / N;
 process.stderr.write(`  ${N} queued: heap +${((after.heapUsed - before.heapUsed) / 2 ** 20).toFixed(0)} MiB, rss ${(after.rss / 2 ** 20).toFixed(0)} MiB\n`);
 if (bus.stats().queued !== N) throw new Error(`expected ${N} queued, got ${bus.stats().queued}`);
 emit('bus.memory.per_event', 'B', [total], { heapPerEvent: heap, queued: N });

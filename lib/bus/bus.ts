@@ -89,6 +89,8 @@ export class Bus {
   #roomWaiters: Array<Array<() => void>> = [[], [], [], []];
   #drainWaiters: Array<() => void> = [];
   readonly #pools = new Set<WorkerPool>();
+  #lastSubject: string | undefined;
+  #lastRoute: Route | undefined;
 
   constructor(opts: BusOptions = {}) {
     if (opts === null || typeof opts !== 'object') throw invalidArgument('Bus(options): options must be an object');
@@ -116,7 +118,14 @@ export class Bus {
   /** Enqueues one event; false when it was not enqueued (full under 'wait', or dropped as newest). */
   publish(subject: string, data?: unknown, opts?: PublishOptions): boolean {
     if (this.#closed) throw new MyelinError('ERR_BUS_CLOSED', `publish('${subject}'): the bus is closed`);
-    return this.#enqueue(this.#route(subject), data, opts, undefined);
+    // A one-entry cache in front of the route table: hot loops publish one subject.
+    let route = this.#lastRoute;
+    if (subject !== this.#lastSubject || route === undefined || route.version !== this.#routes.version) {
+      route = this.#route(subject);
+      this.#lastSubject = subject;
+      this.#lastRoute = route;
+    }
+    return this.#enqueue(route, data, opts, undefined);
   }
 
   /** Resolves once the event is enqueued, waiting for room under overflow 'wait'. */
@@ -354,6 +363,10 @@ export class Bus {
     } catch (err) {
       this.#fail(ev, err, extra);
       return FAILED;
+    }
+    if (result === undefined) {
+      extra?.reply?.(undefined);
+      return OK;
     }
     if (result instanceof Ticket) {
       const tr = tracker ?? { pending: 0, failed: false };

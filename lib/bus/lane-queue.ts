@@ -1,7 +1,8 @@
 // One priority lane's queue: a ring of queued events kept as struct-of-arrays, so a
 // queued event costs a few array slots (route, data, key, extra) and two float64s
-// (id, time) — about 48 B — and no object of its own until delivery. The ring grows
-// by doubling up to the lane's capacity and never shrinks below its initial size.
+// (id, time) — 48 B — and no object of its own until delivery. The ring grows by
+// doubling, but never past the lane's capacity (so a full lane wastes nothing), and
+// never shrinks.
 import type { Route } from './route-table.js';
 
 export interface EventExtra {
@@ -15,7 +16,7 @@ export class LaneQueue {
   readonly capacity: number;
   size = 0;
   #head = 0; // index of the oldest event
-  #mask: number;
+  #len: number; // slots allocated
   route: Array<Route | undefined>;
   data: unknown[];
   key: Array<string | undefined>;
@@ -25,8 +26,8 @@ export class LaneQueue {
 
   constructor(capacity: number) {
     this.capacity = capacity;
-    const n = Math.min(INITIAL, 2 ** Math.ceil(Math.log2(Math.max(1, capacity))));
-    this.#mask = n - 1;
+    const n = Math.min(INITIAL, capacity);
+    this.#len = n;
     this.route = new Array<Route | undefined>(n).fill(undefined);
     this.data = new Array<unknown>(n).fill(undefined);
     this.key = new Array<string | undefined>(n).fill(undefined);
@@ -41,8 +42,9 @@ export class LaneQueue {
 
   /** Slot index for a new tail event; the caller fills the arrays. Precondition: !full. */
   pushSlot(): number {
-    if (this.size > this.#mask) this.#grow();
-    const i = (this.#head + this.size) & this.#mask;
+    if (this.size === this.#len) this.#grow();
+    let i = this.#head + this.size;
+    if (i >= this.#len) i -= this.#len;
     this.size++;
     return i;
   }
@@ -59,13 +61,12 @@ export class LaneQueue {
     this.data[i] = undefined;
     this.key[i] = undefined;
     this.extra[i] = undefined;
-    this.#head = (i + 1) & this.#mask;
+    this.#head = i + 1 === this.#len ? 0 : i + 1;
     this.size--;
   }
 
   #grow(): void {
-    const old = this.#mask + 1;
-    const n = old * 2;
+    const n = Math.min(this.#len * 2, this.capacity);
     const route = new Array<Route | undefined>(n).fill(undefined);
     const data = new Array<unknown>(n).fill(undefined);
     const key = new Array<string | undefined>(n).fill(undefined);
@@ -73,7 +74,8 @@ export class LaneQueue {
     const id = new Float64Array(n);
     const time = new Float64Array(n);
     for (let k = 0; k < this.size; k++) {
-      const i = (this.#head + k) & this.#mask;
+      let i = this.#head + k;
+      if (i >= this.#len) i -= this.#len;
       route[k] = this.route[i];
       data[k] = this.data[i];
       key[k] = this.key[i];
@@ -88,6 +90,6 @@ export class LaneQueue {
     this.id = id;
     this.time = time;
     this.#head = 0;
-    this.#mask = n - 1;
+    this.#len = n;
   }
 }
