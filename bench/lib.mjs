@@ -31,41 +31,47 @@ export function measure(scenario, metric, ops, fn) {
   process.stderr.write(`  ${scenario}: warm-up`);
   fn(Math.max(1, Math.floor(ops / 5)));
   const samples = [];
-  const cpu = [];
-  for (let r = 0; r < repeats; r++) {
-    const c0 = process.cpuUsage();
-    const t0 = process.hrtime.bigint();
-    fn(ops);
-    const ns = Number(process.hrtime.bigint() - t0);
-    const c = process.cpuUsage(c0);
-    cpu.push(((c.user + c.system) * 1000) / ops);
-    samples.push(metric === 'ns/op' ? ns / ops : (ops * 1e9) / ns);
-    process.stderr.write(' .');
-  }
+  for (let r = 0; r < repeats; r++) samples.push(timedSync(ops, () => fn(ops)));
+  finish(scenario, metric, ops, samples);
+}
+
+/** measure() for work that awaits (a publish loop that waits for delivery). */
+export async function measureAsync(scenario, metric, ops, fn) {
+  const samples = [];
+  process.stderr.write(`  ${scenario}: warm-up`);
+  await fn(Math.max(1, Math.floor(ops / 5)));
+  for (let r = 0; r < repeats; r++) samples.push(await timed(ops, () => fn(ops)));
+  finish(scenario, metric, ops, samples);
+}
+
+function timedSync(ops, work) {
+  const c0 = process.cpuUsage();
+  const t0 = process.hrtime.bigint();
+  work();
+  return sample(ops, t0, c0);
+}
+
+async function timed(ops, work) {
+  const c0 = process.cpuUsage();
+  const t0 = process.hrtime.bigint();
+  await work();
+  return sample(ops, t0, c0);
+}
+
+function sample(ops, t0, c0) {
+  const ns = Number(process.hrtime.bigint() - t0);
+  const c = process.cpuUsage(c0);
+  process.stderr.write(' .');
+  return { ns, cpu: ((c.user + c.system) * 1000) / ops };
+}
+
+function finish(scenario, metric, ops, samples) {
   process.stderr.write('\n');
-  emit(scenario, metric, samples, { cpuNsPerOp: summarize(cpu).median });
+  const values = samples.map((s) => (metric === 'ns/op' ? s.ns / ops : (ops * 1e9) / s.ns));
+  emit(scenario, metric, values, { cpuNsPerOp: summarize(samples.map((s) => s.cpu)).median });
 }
 
 export function done() {
   process.stderr.write(`  checksum ${sink}\n`);
 }
 
-/** measure() for work that awaits (a publish loop that waits for delivery). */
-export async function measureAsync(scenario, metric, ops, fn) {
-  process.stderr.write(`  ${scenario}: warm-up`);
-  await fn(Math.max(1, Math.floor(ops / 5)));
-  const samples = [];
-  const cpu = [];
-  for (let r = 0; r < repeats; r++) {
-    const c0 = process.cpuUsage();
-    const t0 = process.hrtime.bigint();
-    await fn(ops);
-    const ns = Number(process.hrtime.bigint() - t0);
-    const c = process.cpuUsage(c0);
-    cpu.push(((c.user + c.system) * 1000) / ops);
-    samples.push(metric === 'ns/op' ? ns / ops : (ops * 1e9) / ns);
-    process.stderr.write(' .');
-  }
-  process.stderr.write('\n');
-  emit(scenario, metric, samples, { cpuNsPerOp: summarize(cpu).median });
-}

@@ -44,17 +44,8 @@ export interface Encodable {
   wantsReply: boolean;
 }
 
-export interface Decoded {
-  kind: number;
-  priority: number;
-  subject: string;
-  key: string | undefined;
-  headers: Record<string, string> | undefined;
-  data: unknown;
-  id: number;
-  time: number;
-  wantsReply: boolean;
-}
+/** A decoded record has the same fields as the one encoded. */
+export type Decoded = Encodable;
 
 function pack(value: unknown, what: string): Uint8Array {
   try {

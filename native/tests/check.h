@@ -13,6 +13,15 @@
 
 namespace myelin::test {
 
+// Sanitized builds run smaller counts (GCC defines __SANITIZE_*, clang has __has_feature).
+#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
+inline constexpr bool kSanitized = true;
+#elif defined(__has_feature)
+inline constexpr bool kSanitized = __has_feature(thread_sanitizer) || __has_feature(address_sanitizer);
+#else
+inline constexpr bool kSanitized = false;
+#endif
+
 struct Case {
   const char* name;
   void (*fn)();

@@ -25,14 +25,8 @@ using myelin::Status;
 
 namespace {
 
-// Sanitized builds run smaller counts (GCC defines __SANITIZE_*, clang has __has_feature).
-#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
-constexpr bool kSanitized = true;
-#elif defined(__has_feature)
-constexpr bool kSanitized = __has_feature(thread_sanitizer) || __has_feature(address_sanitizer);
-#else
-constexpr bool kSanitized = false;
-#endif
+using myelin::test::kSanitized;
+
 
 std::shared_ptr<Histogram> MakeHistogram() {
   std::shared_ptr<Histogram> h;

@@ -24,14 +24,8 @@ using myelin::Status;
 
 namespace {
 
-// Sanitized builds run smaller counts (GCC defines __SANITIZE_*, clang has __has_feature).
-#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
-constexpr bool kSanitized = true;
-#elif defined(__has_feature)
-constexpr bool kSanitized = __has_feature(thread_sanitizer) || __has_feature(address_sanitizer);
-#else
-constexpr bool kSanitized = false;
-#endif
+using myelin::test::kSanitized;
+
 
 std::unique_ptr<Slab> MakeSlab(const SlabOptions& o = {}) {
   std::unique_ptr<Slab> s;
