@@ -273,7 +273,8 @@ export class Bus {
           progressed = true;
           if ((budget & 63) === 0) this.#tick();
           const lat = (this.#now - time) * 1e6;
-          this.#latency.record(lat > 0 ? lat : 0);
+          this.#latency.recordTrusted(lat > 0 ? lat : 0);
+          if (deliverChannel.hasSubscribers) deliverChannel.publish(ev);
           this.#dispatch(route, ev, extra);
         }
       }
@@ -305,7 +306,6 @@ export class Bus {
 
   #dispatch(route: Route, ev: BusEvent, extra: EventExtra | undefined): void {
     const targets = route.targets;
-    if (deliverChannel.hasSubscribers) deliverChannel.publish(ev);
     if (targets.length === 0) {
       this.#dropped++;
       this.#unrouted++;

@@ -56,6 +56,18 @@ export class HistogramRecorder {
     s[4 + countsIndex(v)]++;
   }
 
+  /** record() without the argument check, for callers whose values are known
+   * non-negative finite numbers (the bus's own latencies). */
+  recordTrusted(value: number): void {
+    const v = value > HIGHEST ? HIGHEST : Math.floor(value);
+    const s = this.#shard;
+    s[0]++;
+    s[1] += v;
+    if (v < s[2]) s[2] = v;
+    if (v > s[3]) s[3] = v;
+    s[4 + countsIndex(v)]++;
+  }
+
   snapshot(): NativeHistogramSnapshot {
     return this.#hist.snapshot();
   }
