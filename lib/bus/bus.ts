@@ -369,7 +369,7 @@ export class Bus {
       return OK;
     }
     if (result instanceof Ticket) {
-      const tr = tracker ?? { pending: 0, failed: false };
+      const tr = tracker ?? result;
       tr.pending++;
       sub.inflight++;
       result.sub = sub;

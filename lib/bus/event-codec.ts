@@ -163,30 +163,42 @@ export interface BatchItem {
 
 const PRIORITY_NUMBER: Record<string, number> = { critical: 0, high: 1, normal: 2, low: 3 };
 
-/** Packs a batch's columns; throws ERR_INVALID_ARGUMENT when some data cannot cross. */
+/**
+ * Packs a batch as columns; throws ERR_INVALID_ARGUMENT when some data cannot cross.
+ * Layout: [subjectTable, subjectIndex[], meta[] (priority | flags << 2), ids[],
+ * timeBase, timeOffsetsUs[], keys[] | null, headers[] | null, data[]]. Repeated subjects
+ * go once per batch, times as small integers, and absent keys or headers cost nothing.
+ */
 export function packBatch(codec: Packr, items: readonly BatchItem[]): Uint8Array {
   const n = items.length;
+  const table: string[] = [];
+  const index = new Map<string, number>();
+  const subjects = new Array<number>(n);
+  const meta = new Array<number>(n);
   const ids = new Array<number>(n);
-  const times = new Array<number>(n);
-  const priorities = new Array<number>(n);
-  const flags = new Array<number>(n);
-  const subjects = new Array<string>(n);
-  const keys = new Array<string | null>(n);
-  const headers = new Array<Record<string, string> | null>(n);
+  const offsets = new Array<number>(n);
   const data = new Array<unknown>(n);
+  let keys: Array<string | null> | null = null;
+  let headers: Array<Record<string, string> | null> | null = null;
+  const timeBase = n > 0 ? items[0].ev.time : 0;
   for (let i = 0; i < n; i++) {
     const { ev, wantsReply } = items[i];
+    let s = index.get(ev.subject);
+    if (s === undefined) {
+      s = table.length;
+      table.push(ev.subject);
+      index.set(ev.subject, s);
+    }
+    subjects[i] = s;
+    meta[i] = PRIORITY_NUMBER[ev.priority] | (wantsReply ? 4 : 0);
     ids[i] = ev.id;
-    times[i] = ev.time;
-    priorities[i] = PRIORITY_NUMBER[ev.priority];
-    flags[i] = wantsReply ? 4 : 0;
-    subjects[i] = ev.subject;
-    keys[i] = ev.key ?? null;
-    headers[i] = ev.headers ?? null;
+    offsets[i] = Math.round((ev.time - timeBase) * 1000);
     data[i] = ev.data;
+    if (ev.key !== undefined) (keys ??= new Array<string | null>(n).fill(null))[i] = ev.key;
+    if (ev.headers !== undefined) (headers ??= new Array<Record<string, string> | null>(n).fill(null))[i] = ev.headers;
   }
   try {
-    return codec.pack([ids, times, priorities, flags, subjects, keys, headers, data]);
+    return codec.pack([table, subjects, meta, ids, timeBase, offsets, keys, headers, data]);
   } catch (cause) {
     throw new MyelinError('ERR_INVALID_ARGUMENT', `a batch of events cannot cross to another thread: ${(cause as Error).message}`, { cause });
   }
@@ -222,27 +234,39 @@ export function writeBatch(ring: ByteRing, count: number, packed: Uint8Array): b
 }
 
 export interface DecodedBatch {
-  ids: number[];
-  times: number[];
-  priorities: number[];
-  flags: number[];
-  subjects: string[];
-  keys: Array<string | null>;
-  headers: Array<Record<string, string> | null>;
-  data: unknown[];
+  count: number;
+  subject(i: number): string;
+  priority(i: number): number;
+  wantsReply(i: number): boolean;
+  id(i: number): number;
+  time(i: number): number;
+  key(i: number): string | undefined;
+  headers(i: number): Record<string, string> | undefined;
+  data(i: number): unknown;
 }
 
 export function readBatch(codec: Packr, ring: ByteRing, at: number, length: number): DecodedBatch {
-  const cols = codec.unpack(ring.u8.slice(at + 8, at + length)) as unknown[];
+  const [table, subjects, meta, ids, timeBase, offsets, keys, headers, data] = codec.unpack(ring.u8.slice(at + 8, at + length)) as [
+    string[],
+    number[],
+    number[],
+    number[],
+    number,
+    number[],
+    Array<string | null> | null,
+    Array<Record<string, string> | null> | null,
+    unknown[],
+  ];
   return {
-    ids: cols[0] as number[],
-    times: cols[1] as number[],
-    priorities: cols[2] as number[],
-    flags: cols[3] as number[],
-    subjects: cols[4] as string[],
-    keys: cols[5] as Array<string | null>,
-    headers: cols[6] as Array<Record<string, string> | null>,
-    data: cols[7] as unknown[],
+    count: ids.length,
+    subject: (i) => table[subjects[i]],
+    priority: (i) => meta[i] & 3,
+    wantsReply: (i) => (meta[i] & 4) !== 0,
+    id: (i) => ids[i],
+    time: (i) => timeBase + offsets[i] / 1000,
+    key: (i) => keys?.[i] ?? undefined,
+    headers: (i) => headers?.[i] ?? undefined,
+    data: (i) => data[i],
   };
 }
 

@@ -7,8 +7,12 @@ import type { BusEvent } from './types.js';
 
 export type SettleFn = (t: Ticket, value: unknown, err: unknown, isErr: boolean) => void;
 
-export class Ticket {
+export class Ticket implements Tracker {
   readonly ev: BusEvent;
+  // A ticket doubles as its event's tracker when it is the event's only delivery,
+  // which saves an allocation per event on the worker-pool path.
+  pending = 0;
+  failed = false;
   settle: SettleFn | undefined = undefined;
   sub: Subscription | undefined = undefined;
   tracker: Tracker | undefined = undefined;

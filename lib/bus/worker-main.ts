@@ -89,23 +89,23 @@ async function main(): Promise<void> {
       if (kind !== KIND_BATCH) throw new Error(`unexpected record kind ${kind} in a worker ring`);
       const batch = readBatch(codec, ring, at, ring.length);
       ring.advance();
-      const count = batch.ids.length;
+      const count = batch.count;
       for (let i = 0; i < count; i++) {
         const ev: BusEvent = {
-          subject: batch.subjects[i],
-          data: batch.data[i],
-          key: batch.keys[i] ?? undefined,
-          priority: PRIORITIES[batch.priorities[i]],
-          headers: batch.headers[i] ?? undefined,
-          id: batch.ids[i],
-          time: batch.times[i],
+          subject: batch.subject(i),
+          data: batch.data(i),
+          key: batch.key(i),
+          priority: PRIORITIES[batch.priority(i)],
+          headers: batch.headers(i),
+          id: batch.id(i),
+          time: batch.time(i),
         };
         try {
           let result = handler(ev, ctx);
           if (result !== null && typeof result === 'object' && typeof (result as { then?: unknown }).then === 'function') {
             result = await result;
           }
-          if (batch.flags[i] & 4) sendBack({ kind: KIND_REPLY, priority: 0, subject: ev.subject, key: undefined, headers: undefined, data: result, id: ev.id, time: 0, wantsReply: false });
+          if (batch.wantsReply(i)) sendBack({ kind: KIND_REPLY, priority: 0, subject: ev.subject, key: undefined, headers: undefined, data: result, id: ev.id, time: 0, wantsReply: false });
         } catch (err) {
           sendBack({ kind: KIND_FAIL, priority: 0, subject: ev.subject, key: undefined, headers: undefined, data: describe(err), id: ev.id, time: 0, wantsReply: false });
         }
