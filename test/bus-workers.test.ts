@@ -96,6 +96,20 @@ describe('Bus worker pools', () => {
     await bus.close();
   });
 
+  it('dead-letters an event too large for the ring and keeps going', async () => {
+    const bus = new Bus();
+    await bus.workers(handler, { threads: 1, subjects: 'pool.>', ringBytes: 64 * 1024 });
+    const dead: string[] = [];
+    bus.subscribe('$DLQ.>', (ev) => void dead.push((ev.data as { error: { message: string } }).error.message));
+    bus.publish('pool.bytes', new Uint8Array(100 * 1024));
+    expect(await bus.request('pool.bytes', new Uint8Array(1000))).toBe(1000);
+    await settle(bus);
+    expect(dead.length).toBe(1);
+    expect(dead[0]).toMatch(/raise ringBytes/);
+    addsUp(bus);
+    await bus.close();
+  });
+
   it('pins threads to cores when asked', async () => {
     const bus = new Bus();
     const pool = await bus.workers(handler, { threads: 2, subjects: 'pool.pin', pin: true });

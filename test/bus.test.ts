@@ -42,6 +42,8 @@ describe('Bus subjects', () => {
     }
     for (const wildcard of ['a.*', 'a.>', '*', '>']) expectCode(() => bus.publish(wildcard, 1), 'ERR_INVALID_ARGUMENT');
     expectCode(() => bus.publish(42 as never, 1), 'ERR_INVALID_ARGUMENT');
+    // A lone surrogate is not a crash: it routes as the replacement character's bytes.
+    expect(bus.publish('lone.\ud800', 1)).toBe(true);
     expectCode(() => bus.publish('a', 1, { priority: 'urgent' as never }), 'ERR_INVALID_ARGUMENT');
     expectCode(() => bus.publish('a', 1, { key: 5 as never }), 'ERR_INVALID_ARGUMENT');
     expectCode(() => bus.subscribe('a', 'nope' as never), 'ERR_INVALID_ARGUMENT');
