@@ -101,6 +101,26 @@ describe('Bus priorities', () => {
   });
 });
 
+describe('Bus per-key order across priorities', () => {
+  it('never lets a higher-priority event overtake an earlier one of its key', async () => {
+    const bus = new Bus();
+    const got: string[] = [];
+    bus.subscribe('ord', (ev) => void got.push(`${ev.key ?? '-'}:${ev.data}:${ev.priority}`));
+    bus.publish('ord', 1, { key: 'a', priority: 'low' });
+    bus.publish('ord', 2, { key: 'a', priority: 'critical' }); // joins 'low' behind 1
+    bus.publish('ord', 3, { key: 'b', priority: 'critical' }); // another key keeps its lane
+    bus.publish('ord', 4, { priority: 'high' });
+    await bus.drain();
+    expect(got).toEqual(['b:3:critical', '-:4:high', 'a:1:low', 'a:2:low']);
+    // Once the key has nothing queued, its events get their own priority again.
+    bus.publish('ord', 5, { key: 'a', priority: 'critical' });
+    await bus.drain();
+    expect(got.at(-1)).toBe('a:5:critical');
+    addsUp(bus);
+    await bus.close();
+  });
+});
+
 describe('Bus overflow', () => {
   async function fill(overflow: Overflow) {
     const bus = new Bus({ capacity: 4, overflow });

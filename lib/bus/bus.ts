@@ -16,8 +16,9 @@
 // delivery is republished to `$DLQ.<subject>` with the error attached.
 //
 // Ordering: one lane is delivered in publish order; async deliveries of one key run one
-// at a time per subscription, in order. A higher priority may overtake a lower one,
-// also for the same key: per-key order holds among events of the same priority.
+// at a time per subscription, in order. An event whose key still has events queued in
+// a lower-priority lane joins that lane, so no event overtakes an earlier one of its
+// key; unkeyed events and other keys keep their priority.
 import diagnostics from 'node:diagnostics_channel';
 import { performance } from 'node:perf_hooks';
 import { MyelinError, invalidArgument } from '../errors.js';
@@ -90,6 +91,8 @@ export class Bus {
   #drainWaiters: Array<() => void> = [];
   readonly #pools = new Set<WorkerPool>();
   #lastSubject: string | undefined;
+  /** Keys with queued events: how many, and the lowest-priority lane holding one. */
+  readonly #keys = new Map<string, KeyState>();
   #lastRoute: Route | undefined;
 
   constructor(opts: BusOptions = {}) {
@@ -177,6 +180,13 @@ export class Bus {
       }
     }
     if (reply !== undefined) (extra ??= {}).reply = reply;
+    let keyState: KeyState | undefined;
+    if (key !== undefined) {
+      // An event may not overtake an earlier event of its key: when that key still has
+      // events queued in a lower-priority lane, this one joins that lane.
+      keyState = this.#keys.get(key);
+      if (keyState !== undefined && keyState.lane > lane) lane = keyState.lane;
+    }
     const q = this.#lanes[lane];
     if (q.size >= q.capacity) {
       switch (this.#overflow) {
@@ -194,6 +204,8 @@ export class Bus {
         case 'drop-oldest': {
           const h = q.headSlot();
           q.extra[h]?.reply?.(undefined, new MyelinError('ERR_BUS_FULL', `request to '${q.route[h]?.subject}' dropped: lane full`));
+          const oldKey = q.key[h];
+          if (oldKey !== undefined) this.#keyLeft(oldKey);
           q.shift();
           this.#dropped++;
           this.#laneDropped[lane]++;
@@ -209,11 +221,25 @@ export class Bus {
     q.id[i] = this.#nextEvent++;
     if (++this.#ticks >= 256) this.#tick();
     q.time[i] = this.#now;
+    if (key !== undefined) {
+      keyState ??= this.#keys.get(key); // a drop-oldest above may have removed it
+      if (keyState === undefined) this.#keys.set(key, { lane, queued: 1 });
+      else {
+        keyState.queued++;
+        if (lane > keyState.lane) keyState.lane = lane;
+      }
+    }
     this.#published++;
     this.#lanePublished[lane]++;
     if (publishChannel.hasSubscribers) publishChannel.publish({ subject: route.subject, data, key, priority: PRIORITIES[lane], id: q.id[i] });
     if (!this.#scheduled) this.#schedule();
     return true;
+  }
+
+  /** A queued event of `key` left its lane (delivered or dropped). */
+  #keyLeft(key: string): void {
+    const k = this.#keys.get(key);
+    if (k !== undefined && --k.queued === 0) this.#keys.delete(key);
   }
 
   #tick(): void {
@@ -268,6 +294,7 @@ export class Bus {
             id: q.id[i],
             time,
           };
+          if (key !== undefined) this.#keyLeft(key);
           q.shift();
           budget--;
           progressed = true;
@@ -604,6 +631,11 @@ export class Bus {
       latencyUs,
     };
   }
+}
+
+interface KeyState {
+  lane: number;
+  queued: number;
 }
 
 const OK = 0 as const;
