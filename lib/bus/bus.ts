@@ -277,7 +277,15 @@ export class Bus {
         while (n-- > 0) {
           const i = q.headSlot();
           const route = q.route[i] as Route;
-          if (!this.#canTake(route)) {
+          // The common case gets a short path: one plain subscription with nothing in
+          // flight or waiting, which can always take the event now.
+          const targets = route.targets;
+          let solo: Subscription | undefined;
+          if (targets.length === 1) {
+            const t = targets[0];
+            if (!(t instanceof QueueGroup) && t.inflight === 0 && t.pending.length === 0 && t.full === undefined && !t.closed) solo = t;
+          }
+          if (solo === undefined && !this.#canTake(route)) {
             stopped[l] = true;
             this.#blocked = true;
             break;
@@ -302,7 +310,13 @@ export class Bus {
           const lat = (this.#now - time) * 1e6;
           this.#latency.recordTrusted(lat > 0 ? lat : 0);
           if (deliverChannel.hasSubscribers) deliverChannel.publish(ev);
-          this.#dispatch(route, ev, extra);
+          if (solo === undefined) this.#dispatch(route, ev, extra);
+          else {
+            const r = this.#invoke(solo, ev, extra, undefined);
+            if (r === OK) this.#delivered++;
+            else if (r === FAILED) this.#failed++;
+            else this.#inFlight++;
+          }
         }
       }
     }
