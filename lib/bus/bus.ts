@@ -307,8 +307,10 @@ export class Bus {
           budget--;
           progressed = true;
           if ((budget & 63) === 0) this.#tick();
-          const lat = (this.#now - time) * 1e6;
-          this.#latency.recordTrusted(lat > 0 ? lat : 0);
+          if (route.measure) {
+            const lat = (this.#now - time) * 1e6;
+            this.#latency.recordTrusted(lat > 0 ? lat : 0);
+          }
           if (deliverChannel.hasSubscribers) deliverChannel.publish(ev);
           if (solo === undefined) this.#dispatch(route, ev, extra);
           else {
@@ -526,6 +528,7 @@ export class Bus {
   workers(moduleUrl: string | URL, opts: WorkerPoolOptions): Promise<WorkerPool> {
     if (this.#closed) return Promise.reject(new MyelinError('ERR_BUS_CLOSED', 'workers: the bus is closed'));
     const host: PoolHost = {
+      histogramId: this.#hist.id,
       subscribe: (pattern, handler, o) => {
         const sub = this.subscribe(pattern, handler, o);
         sub.keyAffinity = o.keyAffinity === true;

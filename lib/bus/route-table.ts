@@ -42,6 +42,9 @@ export interface Route {
   readonly subject: string;
   version: number;
   targets: Target[];
+  /** False when every target is a worker pool: the workers record publish -> handler
+   * latency themselves, at their handler's start. */
+  measure: boolean;
 }
 
 /** FNV-1a over UTF-16 code units: stable within a process, for key affinity. */
@@ -128,7 +131,7 @@ export class RouteTable {
     if (typeof subject !== 'string') throw new TypeError('subject must be a string'); // turned into MyelinError by caller
     native().validateSubject(subject, false);
     if (this.#routes.size >= this.#maxRoutes) this.#routes.clear();
-    const route: Route = { subject, version: 0, targets: [] };
+    const route: Route = { subject, version: 0, targets: [], measure: true };
     this.#fill(route);
     this.#routes.set(subject, route);
     return route;
@@ -165,6 +168,7 @@ export class RouteTable {
       }
     }
     route.targets = targets;
+    route.measure = !targets.every((t) => !(t instanceof QueueGroup) && t.keyAffinity) || targets.length === 0;
     route.version = this.version;
   }
 }

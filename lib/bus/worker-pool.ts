@@ -53,6 +53,8 @@ export interface WorkerPoolOptions {
 
 /** What the pool needs from its bus (kept narrow so the pool does not own the bus). */
 export interface PoolHost {
+  /** The bus's latency histogram, which workers record into at handler start. */
+  histogramId: number;
   subscribe(pattern: string, handler: (ev: BusEvent, wantsReply?: boolean) => unknown, opts: SubscribeOptions & { keyAffinity?: boolean }): Subscription;
   publish(subject: string, data?: unknown, opts?: PublishOptions): boolean;
 }
@@ -156,7 +158,9 @@ export class WorkerPool {
     const ring = ByteRing.create(this.#ringBytes);
     const ret = ByteRing.create(this.#ringBytes);
     const cpu = this.#cpus.length ? this.#cpus[i % this.#cpus.length] : -1;
-    const worker = new Worker(WORKER_MAIN(), { workerData: { moduleUrl: this.#moduleUrl, ring: ring.sab, ret: ret.sab, index: i, cpu } });
+    const worker = new Worker(WORKER_MAIN(), {
+      workerData: { moduleUrl: this.#moduleUrl, ring: ring.sab, ret: ret.sab, index: i, cpu, histogramId: this.#host.histogramId },
+    });
     const prev = this.#slots[i];
     const slot: Slot = {
       index: i,
