@@ -5,3 +5,4 @@ export { Subscription } from './bus/subscription.js';
 export type { BusEvent, BusStats, BatchItem, LaneStats, Overflow, Priority, PublishOptions, SubscribeOptions } from './bus/types.js';
 export { WorkerPool, type WorkerPoolOptions } from './bus/worker-pool.js';
 export type { WorkerContext } from './bus/worker-main.js';
+export * from './ai/client/index.js';

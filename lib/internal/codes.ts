@@ -15,6 +15,7 @@ export const ErrorCodes = {
   ERR_AI_CIRCUIT_OPEN: "every target's breaker is open",
   ERR_AI_STREAM_TRUNCATED: 'a stream ended without its terminator',
   ERR_ABORTED: "the caller's AbortSignal fired",
+  ERR_AI_CLOSED: 'a call on an AIClient after close()',
   ERR_WORKER_EXITED: 'the worker thread handling the event exited or crashed',
   ERR_HANDLER_FAILED: 'the handler that answered a request threw or rejected (cause attached)',
   // From native statuses.

@@ -359,10 +359,7 @@ export function resolveOptions(o: unknown): ResolvedOptions {
   const store = optionalObject<StoreOptions>('store', o.store, (s) => {
     if (typeof s.redis !== 'string' || s.redis === '') throw invalidArgument('AIClient: store.redis must be a redis:// URL string');
   });
-  if (o.metrics !== undefined && (!isObject(o.metrics) && typeof o.metrics !== 'object')) {
-    throw invalidArgument('AIClient: metrics must be a Metrics instance');
-  }
-  if (o.metrics !== undefined && (o.metrics === null || typeof (o.metrics as { counter?: unknown }).counter !== 'function')) {
+  if (o.metrics !== undefined && (!isObject(o.metrics) || typeof o.metrics.counter !== 'function')) {
     throw invalidArgument('AIClient: metrics must be a Metrics instance (with counter(), gauge() and histogram())');
   }
   return {

@@ -1,10 +1,10 @@
 // Removes configured secrets from text that came from outside (upstream error bodies,
 // error causes) before it reaches an error message. Upstreams do echo keys: OpenAI's
 // "Incorrect API key provided: sk-abc***" quotes a prefix, proxies quote whole headers.
-// Prefixes of 8+ characters are removed too, since a partial key still narrows a search.
+// Any 8+ character part of a key is removed too, since a partial key still narrows a search.
 
 const MASK = '[REDACTED]';
-const MIN_PREFIX = 8;
+const MIN_PART = 8;
 
 export class Redactor {
   readonly #secrets: string[];
@@ -20,15 +20,28 @@ export class Redactor {
     let out = text;
     for (const s of this.#secrets) {
       if (out.includes(s)) out = out.split(s).join(MASK);
-      // A quoted prefix (sk-abc***): mask any run of the key's first characters.
-      if (s.length > MIN_PREFIX) {
-        const head = s.slice(0, MIN_PREFIX);
-        let k = out.indexOf(head);
+      if (s.length < MIN_PART) continue;
+      // Any run of MIN_PART+ characters of the key, wherever it starts in the key (a
+      // quoted prefix "sk-abc***", a middle cut out by a proxy): find it by one of the
+      // key's MIN_PART-character windows, grow it both ways while it still matches.
+      for (let i = 0; i + MIN_PART <= s.length; i++) {
+        const window = s.slice(i, i + MIN_PART);
+        let k = out.indexOf(window);
         while (k !== -1) {
-          let e = k + MIN_PREFIX;
-          while (e < out.length && e - k < s.length && out[e] === s[e - k]) e++;
-          out = out.slice(0, k) + MASK + out.slice(e);
-          k = out.indexOf(head, k + MASK.length);
+          let b = k;
+          let h = i;
+          while (b > 0 && h > 0 && out[b - 1] === s[h - 1]) {
+            b--;
+            h--;
+          }
+          let e = k + MIN_PART;
+          let j = i + MIN_PART;
+          while (e < out.length && j < s.length && out[e] === s[j]) {
+            e++;
+            j++;
+          }
+          out = out.slice(0, b) + MASK + out.slice(e);
+          k = out.indexOf(window, b + MASK.length);
         }
       }
     }

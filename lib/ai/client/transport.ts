@@ -71,7 +71,7 @@ export class Transport {
   }
 
   async send(o: SendOptions): Promise<UpstreamResponse> {
-    if (this.#closed) throw new MyelinError('ERR_CLOSED', 'AIClient: request after close()');
+    if (this.#closed) throw new MyelinError('ERR_AI_CLOSED', 'AIClient: request after close()');
     const pool = this.#pool(o.provider);
     try {
       const res = await pool.request({
@@ -110,12 +110,33 @@ export class Transport {
 /** Maps an undici failure (no response, or a body that broke) to a MyelinError. */
 export function connectionError(err: unknown, provider: string, path: string): MyelinError {
   const code = (err as { code?: string } | null)?.code;
-  if (code === 'UND_ERR_RES_EXCEEDED_MAX_SIZE') {
-    return aiError('ERR_AI_UPSTREAM', `${provider} ${path}: the response exceeded maxResponseSize`, { failure: 'too-large', retryable: false, provider, cause: err });
-  }
+  if (code === 'UND_ERR_RES_EXCEEDED_MAX_SIZE') return tooLarge(provider, path, -1);
   if (code === 'UND_ERR_CONNECT_TIMEOUT') {
     return aiError('ERR_AI_TIMEOUT', `${provider} ${path}: connect timed out`, { failure: 'timeout', retryable: true, provider, cause: err });
   }
   const what = typeof code === 'string' ? code : ((err as Error | null)?.name ?? 'error');
   return aiError('ERR_AI_UPSTREAM', `${provider} ${path}: connection failed (${what})`, { failure: 'connection', retryable: true, provider, cause: err });
+}
+
+/** The response exceeded maxResponseSize. undici enforces the limit on HTTP/1.1 only, so
+ * the client counts too (HTTP/2 bodies, streams). */
+export function tooLarge(provider: string, path: string, limit: number): MyelinError {
+  const what = limit >= 0 ? ` (${limit} bytes)` : '';
+  return aiError('ERR_AI_UPSTREAM', `${provider} ${path}: the response exceeded maxResponseSize${what}`, { failure: 'too-large', retryable: false, provider });
+}
+
+/** Reads a whole body as UTF-8 text under a byte limit. undici's request() never decodes
+ * Content-Encoding, so what is counted is what arrived: no decompression bomb applies. */
+export async function readText(body: AsyncIterable<Uint8Array> & { destroy(): unknown }, limit: number, provider: string, path: string): Promise<string> {
+  const chunks: Uint8Array[] = [];
+  let n = 0;
+  for await (const c of body) {
+    n += c.length;
+    if (n > limit) {
+      body.destroy();
+      throw tooLarge(provider, path, limit);
+    }
+    chunks.push(c);
+  }
+  return Buffer.concat(chunks, n).toString('utf8');
 }
