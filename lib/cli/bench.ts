@@ -113,6 +113,40 @@ const CORE_ROWS: Row[] = [
   },
 ];
 
+const AI_ROWS: Row[] = [
+  {
+    what: 'ai.chat overhead vs direct undici, sequential, added p50',
+    value: 'ai.overhead.seq.added.p50',
+    anchors: ['ai.overhead.seq.direct.p50', 'ai.overhead.seq.added.p99', 'ai.overhead.seq.added.p999'],
+    target: 'p50 <= 50 us, p99 <= 500 us added',
+    pass: (r) => {
+      const a = atMost(r('ai.overhead.seq.added.p50')?.median, 50);
+      const b = atMost(r('ai.overhead.seq.added.p99')?.median, 500);
+      return a === undefined || b === undefined ? undefined : a && b;
+    },
+  },
+  ...[1000, 5000].map(
+    (rate): Row => ({
+      what: `ai.chat overhead, open loop ${rate} req/s, added p50`,
+      value: `ai.overhead.${rate}.added.p50`,
+      anchors: [`ai.overhead.${rate}.direct.p50`, `ai.overhead.${rate}.added.p99`, `ai.overhead.${rate}.added.p999`],
+      target: 'p50 <= 50 us, p99 <= 500 us added',
+      pass: (r) => {
+        const a = atMost(r(`ai.overhead.${rate}.added.p50`)?.median, 50);
+        const b = atMost(r(`ai.overhead.${rate}.added.p99`)?.median, 500);
+        return a === undefined || b === undefined ? undefined : a && b;
+      },
+    }),
+  ),
+  {
+    what: 'streaming throughput, ai.stream vs reading the SSE directly',
+    value: 'ai.stream.myelin',
+    anchors: ['ai.stream.direct'],
+    target: '>= 0.9x direct',
+    pass: (r) => atLeast(ratio(r, 'ai.stream.myelin', 'ai.stream.direct'), 0.9),
+  },
+];
+
 interface Suite {
   rows: Row[];
   native: string[]; // native bench binaries (build-native/<name>)
@@ -182,6 +216,11 @@ const SUITES: Record<string, Suite> = {
     rows: CORE_ROWS,
     native: ['queue_bench', 'slab_bench', 'histogram_bench', 'json_bench', 'route_bench'],
     js: ['core/histogram', 'core/json', 'core/match'],
+  },
+  ai: {
+    rows: AI_ROWS,
+    native: [],
+    js: ['ai/overhead', 'ai/stream'],
   },
   bus: {
     rows: BUS_ROWS,

@@ -4,7 +4,7 @@ import { runBench } from './bench.js';
 import { simulateCommand } from './simulate.js';
 
 const USAGE = `usage:
-  myelin bench [core|bus|all] [--json]   benchmarks against their anchors, a table at the end
+  myelin bench [core|bus|ai|all] [--json]   benchmarks against their anchors, a table at the end
   myelin simulate [--port 9100] [--latency-ms 200] [--tokens-per-s 80] [--error-rate 0.01] [--rpm 600] ...
                                      OpenAI/Anthropic/Ollama-compatible upstream simulator (--help for all flags)
   myelin help`;
