@@ -89,16 +89,22 @@ const NETWORK_CODES = new Set([
   'UND_ERR_CLOSED',
 ]);
 
+const BREAKER_FAILURES = new Set(['server', 'timeout', 'connection', 'truncated']);
+
 const FAILURE_CODES = new Set(['ERR_AI_TIMEOUT', 'ERR_AI_STREAM_TRUNCATED', 'ERR_TIMED_OUT']);
 
 /**
  * Whether an error says the target is unhealthy: HTTP 5xx (529 included), 408,
  * timeouts, connection errors and truncated streams. 429, quota, other 4xx and the
- * caller's own abort do not count. Reads a MyelinError-like `{ code, status, cause }`.
+ * caller's own abort do not count. Reads a MyelinError-like `{ code, status, cause }`,
+ * or the AIClient's `failure` kind when the error carries one.
  */
 export function countsAsBreakerFailure(err: unknown): boolean {
   for (let e = err, depth = 0; e !== null && typeof e === 'object' && depth < 5; depth++) {
-    const { code, status, name } = e as { code?: unknown; status?: unknown; name?: unknown };
+    const { code, status, name, failure } = e as { code?: unknown; status?: unknown; name?: unknown; failure?: unknown };
+    // The AIClient's own classification (lib/ai/client/failure.ts) wins when present:
+    // it tells a target's timeout apart from the caller's overall deadline.
+    if (typeof failure === 'string') return BREAKER_FAILURES.has(failure);
     if (code === 'ERR_ABORTED' || name === 'AbortError') return false;
     if (typeof status === 'number' && status > 0) return status >= 500 || status === 408;
     if (typeof code === 'string' && (FAILURE_CODES.has(code) || NETWORK_CODES.has(code))) return true;
