@@ -139,6 +139,13 @@ const AI_ROWS: Row[] = [
     }),
   ),
   {
+    what: 'context: trim an 8,000-token history to budget and count it, next turn',
+    value: 'ai.context.trim.next_turn',
+    anchors: ['ai.context.trim.fresh', 'ai.context.first_load'],
+    target: '<= 1 ms (seed: < 10 ms)',
+    pass: (r) => atMost(r('ai.context.trim.next_turn')?.median, 1e6),
+  },
+  {
     what: 'streaming throughput, ai.stream vs reading the SSE directly',
     value: 'ai.stream.myelin',
     anchors: ['ai.stream.direct'],
@@ -220,7 +227,7 @@ const SUITES: Record<string, Suite> = {
   ai: {
     rows: AI_ROWS,
     native: [],
-    js: ['ai/overhead', 'ai/stream'],
+    js: ['ai/overhead', 'ai/stream', 'ai/context'],
   },
   bus: {
     rows: BUS_ROWS,
