@@ -173,7 +173,7 @@ describe('validation', () => {
     ['providers[0].headers', { providers: [{ name: 'a', kind: 'openai', headers: { authorization: 'x' } }] }],
     ['models.fast', { ...base(), models: { fast: { targets: ['nobody/x'] } } }],
     ['models.fast.strategy', { ...base(), models: { fast: { strategy: 'random', targets: [TARGETS.openai] } } }],
-    ['models.fast.hedgeAfterMs', { ...base(), models: { fast: { targets: [TARGETS.openai], hedgeAfterMs: 100 } } }],
+    ['models.fast.hedgeAfterMs', { ...base(), models: { fast: { targets: [TARGETS.openai], hedgeAfterMs: -1 } } }],
     ['models.fast.targets[0].weight', { ...base(), models: { fast: { strategy: 'weighted', targets: [{ target: TARGETS.openai, weight: -1 }] } } }],
     ['retry.attempts', { ...base(), retry: { attempts: 0 } }],
     ['retry.minDelayMs', { ...base(), retry: { minDelayMs: Number.NaN } }],
@@ -196,12 +196,22 @@ describe('validation', () => {
     expect(caught.message).toContain(name.replace(/\[\d+\]\.name$/, ''));
   });
 
-  test('accepted resilience options are stored for the resilience layer', () => {
-    const metrics = { counter() {}, gauge() {}, histogram() {} };
-    const ai = new AIClient({ ...base(), breaker: { failureRate: 0.5 }, limits: { openai: { rpm: 10 } }, cache: { ttlMs: 1000 }, store: { redis: 'redis://x' }, metrics });
+  test('resilience options are validated and kept; a store connects only when used', () => {
+    const ai = new AIClient({ ...base(), breaker: { failureRate: 0.5 }, limits: { openai: { rpm: 10 } }, cache: { ttlMs: 1000 }, store: { redis: 'redis://x' } });
     expect(ai.resilience.breaker).toEqual({ failureRate: 0.5 });
-    expect(ai.resilience.metrics).toBe(metrics);
     return ai.close();
+  });
+
+  test('metrics is not yet supported: ERR_INVALID_ARGUMENT, not silently ignored', () => {
+    const metrics = { counter() {}, gauge() {}, histogram() {} };
+    let caught: any;
+    try {
+      new AIClient({ ...base(), metrics });
+    } catch (err) {
+      caught = err;
+    }
+    expect(caught?.code).toBe('ERR_INVALID_ARGUMENT');
+    expect(caught.message).toContain('not yet supported');
   });
 
   test.each([

@@ -8,10 +8,20 @@
 // the consumer, and the call's deadline no longer applies (the idle watchdog and the
 // caller's signal still do).
 //
-// Accepted for the resilience layer and stored, not yet applied here: breaker, limits,
-// cache, store, metrics (see `resilience`).
+//
+// Around that core (each in its own file):
+//   cache-layer.ts  exact cache + single flight in front of chat() and stream()
+//   guards.ts       per attempt: the target's circuit breaker, then its rate limits
+//   hedge           (strategies.ts) for aliases with hedgeAfterMs: targets raced, first answer wins
+//   session.ts      ai.session(): history in the store, trimmed, with target affinity
+import { Redis } from 'ioredis';
 import { MyelinError } from '../../errors.js';
+import { hedge, SessionAffinity } from '../resilience/strategies.js';
+import { MemorySessionStore, RedisSessionStore, type SessionStore } from '../session/session-store.js';
+import { countMessages, countTokens } from '../session/token-count.js';
+import { type CacheStats, ResponseCache, StreamCapture } from './cache-layer.js';
 import { aiError, type AIError, countsAsBreakerFailure, isRetryable, tag } from './failure.js';
+import { type Guard, type GuardInput, Guards } from './guards.js';
 import { LiveStream } from './live-stream.js';
 import { ModelRouter, type Target } from './model-router.js';
 import { type AIClientOptions, checkHeaders, type ProviderKind, type ResolvedOptions, resolveOptions } from './options.js';
@@ -22,7 +32,8 @@ import type { ChatResult, HttpCall, ProviderAdapter } from './providers/provider
 import { clip, Redactor } from './redactor.js';
 import { checkChatRequest, checkEmbedRequest } from './request-check.js';
 import { classify, serverDelay, withRetries } from './retry.js';
-import { CallScope } from './scope.js';
+import { type AttemptSource, CallScope } from './scope.js';
+import { AISession, type SessionOptions } from './session.js';
 import { TargetCounters, type TargetStats } from './target-stats.js';
 import { type PoolStats, Transport, connectionError, readText } from './transport.js';
 import type { ChatRequest, ChatResponse, EmbedRequest, EmbedResponse, StreamPart } from './types.js';
@@ -34,10 +45,30 @@ const ADAPTERS: Record<ProviderKind, ProviderAdapter> = { openai, anthropic, oll
 const ERROR_BODY_BYTES = 64 * 1024;
 
 export interface AIClientStats {
-  /** Per target ('provider/model'). */
+  /** Per target ('provider/model'); `breaker` is there when the client has one. */
   targets: Record<string, TargetStats>;
   /** Per upstream origin: connection pool state. */
   pools: Record<string, PoolStats>;
+  /** Present when the client has a cache. */
+  cache?: CacheStats;
+}
+
+interface Dispatched<T> {
+  value: T;
+  target: Target;
+  /** Upstream attempts of the whole call (all targets). */
+  attempts: number;
+  /** Attempts on the target that answered. */
+  targetAttempts: number;
+  started: number;
+  /** Settle with the answer's tokens, or fail; the breaker and limits wait for it. */
+  guard: Guard;
+}
+
+/** Whether an error is a refusal before sending (open breaker, local limit): no attempt was made. */
+function refused(err: unknown): boolean {
+  const e = err as AIError & { local?: boolean };
+  return e?.failure === 'circuit-open' || e?.local === true;
 }
 
 export class AIClient {
@@ -46,6 +77,11 @@ export class AIClient {
   readonly #redactor: Redactor;
   readonly #router: ModelRouter;
   readonly #counters = new Map<string, TargetCounters>();
+  readonly #guards: Guards;
+  readonly #cache: ResponseCache | undefined;
+  readonly #affinity = new SessionAffinity();
+  #sessions: SessionStore | undefined;
+  #redisClient: Redis | undefined;
   #closed = false;
 
   constructor(options: AIClientOptions) {
@@ -56,28 +92,101 @@ export class AIClient {
       const c = this.#counters.get(key);
       return c && c.latency.count > 0 ? c.latency.percentiles(0.5)[0] : undefined;
     });
+    const o = this.#o;
+    const prefix = o.store?.prefix ?? 'myelin:';
+    this.#guards = new Guards({ breaker: o.breaker, limits: o.limits, redis: o.store ? () => this.#redis() : undefined, prefix });
+    this.#cache = o.cache ? new ResponseCache(o.cache, o.store ? this.#redis() : undefined, prefix) : undefined;
   }
 
-  /** Options the resilience layer (breaker, limits, cache, sessions, metrics) wires in. */
-  get resilience(): Pick<ResolvedOptions, 'breaker' | 'limits' | 'cache' | 'store' | 'metrics'> {
+  /** One connection for cache, limits and sessions; it connects on first use. */
+  #redis(): Redis {
+    if (!this.#redisClient) {
+      this.#redisClient = new Redis(this.#o.store!.redis, { lazyConnect: true, maxRetriesPerRequest: 2 });
+      // Failures surface on the commands (cache: a miss; limits: fail open; sessions: the error).
+      this.#redisClient.on('error', () => undefined);
+    }
+    return this.#redisClient;
+  }
+
+  /** The resilience options as validated (breaker, limits, cache, store). */
+  get resilience(): Pick<ResolvedOptions, 'breaker' | 'limits' | 'cache' | 'store'> {
     const o = this.#o;
-    return { breaker: o.breaker, limits: o.limits, cache: o.cache, store: o.store, metrics: o.metrics };
+    return { breaker: o.breaker, limits: o.limits, cache: o.cache, store: o.store };
   }
 
   async chat(req: ChatRequest): Promise<ChatResponse> {
     checkChatRequest(req);
     this.#checkOpen();
+    return this.#chat(req, this.#router.resolve(req.model));
+  }
+
+  /**
+   * A conversation whose history lives in the store (memory, or Redis with `store`),
+   * trimmed to maxContextTokens before each turn, kept on one target while it is healthy.
+   */
+  session(id: string, options: SessionOptions): AISession {
+    this.#checkOpen();
+    this.#sessions ??= this.#o.store
+      ? new RedisSessionStore({ redis: this.#redis(), prefix: `${this.#o.store.prefix ?? 'myelin:'}session:`, ttlMs: this.#o.sessionTtlMs })
+      : new MemorySessionStore({ ttlMs: this.#o.sessionTtlMs });
+    return new AISession(id, options, this.#sessions, { chat: (req, sid) => this.#sessionChat(req, sid), checkOpen: () => this.#checkOpen() });
+  }
+
+  async #sessionChat(req: ChatRequest, sessionId: string): Promise<ChatResponse> {
+    checkChatRequest(req);
+    this.#checkOpen();
     const targets = this.#router.resolve(req.model);
-    const scope = new CallScope(req.signal, this.#o.retry.deadlineMs);
+    const byKey = new Map(targets.map((t) => [t.key, t]));
+    const order = this.#affinity.order(sessionId, [...byKey.keys()], (k) => this.#guards.healthy(k));
+    const res = await this.#chat(req, order.map((k) => byKey.get(k)!));
+    if (!res.cached) this.#affinity.record(sessionId, res.target);
+    return res;
+  }
+
+  /** The cache in front of the upstream: a hit, a share of an identical call in flight, or a call. */
+  async #chat(req: ChatRequest, targets: Target[]): Promise<ChatResponse> {
     const t0 = performance.now();
+    const cache = this.#cache;
+    const plan = cache?.plan(req, targets[0]);
+    if (!cache || !plan) return this.#chatUpstream(req, targets, t0);
+    const hit = await cache.get(plan.key);
+    if (hit) return ResponseCache.served(hit, t0);
+    if (cache.flights.has(plan.key)) cache.counts.shared++;
+    // The shared call runs on the flight's signal, which fires only when every caller left.
+    const res = await cache.flights.run(
+      plan.key,
+      async (signal) => {
+        const r = await this.#chatUpstream({ ...req, signal }, targets, t0);
+        await cache.set(plan.key, ResponseCache.entryOf(r), plan.ttlMs);
+        return r;
+      },
+      { signal: req.signal },
+    );
+    return { ...res };
+  }
+
+  async #chatUpstream(req: ChatRequest, targets: Target[], t0: number): Promise<ChatResponse> {
+    const scope = new CallScope(req.signal, this.#o.retry.deadlineMs);
     try {
-      const d = await this.#dispatch(targets, scope, (t) => this.#chatAttempt(t, req, scope));
-      const res = await this.#response(d.target, d.value, req, d.attempts, t0);
+      const d = await this.#dispatch(req.model, targets, scope, this.#chatGuard(req), (t, s) => this.#chatAttempt(t, req, s));
+      let res: ChatResponse;
+      try {
+        res = await this.#response(d.target, d.value, req, d.attempts, t0);
+      } catch (err) {
+        d.guard.fail(err);
+        throw err;
+      }
+      d.guard.done(res.usage.inputTokens + res.usage.outputTokens);
       this.#stat(d.target).success(d.targetAttempts, performance.now() - d.started, res.usage.inputTokens, res.usage.outputTokens, res.costUsd);
       return res;
     } finally {
       scope.dispose();
     }
+  }
+
+  /** Limit input for a chat: prompt tokens (counted for the target's model) + maxTokens or the provider's default. */
+  #chatGuard(req: ChatRequest): Omit<GuardInput, 'deadline' | 'signal'> {
+    return { priority: req.priority, tokens: (t) => countMessages(req.messages, t.model) + (req.maxTokens ?? t.provider.defaultMaxTokens) };
   }
 
   /** Streams parts; breaking out of the loop aborts the upstream request and frees its socket. */
@@ -88,34 +197,57 @@ export class AIClient {
     return this.#streamParts(req, targets);
   }
 
+  /** A cache hit replays as a stream; a miss is recorded while it streams and stored at its end. */
   async *#streamParts(req: ChatRequest, targets: Target[]): AsyncGenerator<StreamPart, void, undefined> {
-    const scope = new CallScope(req.signal, this.#o.retry.deadlineMs);
     const t0 = performance.now();
+    const cache = this.#cache;
+    const plan = cache?.plan(req, targets[0]);
+    const hit = plan ? await cache!.get(plan.key) : undefined;
+    if (hit) {
+      yield* ResponseCache.replay(hit, t0);
+      return;
+    }
+    const rec = plan ? new StreamCapture() : undefined;
+    const scope = new CallScope(req.signal, this.#o.retry.deadlineMs);
     let live: LiveStream | undefined;
-    let committed: { target: Target; targetAttempts: number; started: number } | undefined;
+    let committed: Dispatched<LiveStream> | undefined;
+    let settled = false;
     try {
-      const d = await this.#dispatch(targets, scope, (t) => this.#openStream(t, req, scope));
+      const d = await this.#dispatch(req.model, targets, scope, this.#chatGuard(req), (t, s) => this.#openStream(t, req, s), (l) =>
+        l.close(new MyelinError('ERR_ABORTED', 'hedged stream lost the race')),
+      );
       live = d.value;
       committed = d;
       scope.release();
       let parts = live.held;
       live.held = undefined;
       while (parts) {
-        for (const p of parts) yield p;
+        for (const p of parts) {
+          rec?.push(p);
+          yield p;
+        }
         parts = await live.next();
       }
       const response = await this.#response(d.target, live.result(), req, d.attempts, t0);
+      settled = true;
+      d.guard.done(response.usage.inputTokens + response.usage.outputTokens);
       this.#stat(d.target).success(d.targetAttempts, performance.now() - d.started, response.usage.inputTokens, response.usage.outputTokens, response.costUsd);
+      const entry = rec?.finish(response);
+      if (entry) await cache!.set(plan!.key, entry, plan!.ttlMs);
       yield { type: 'done', response };
     } catch (err) {
       this.#redactError(err);
       if (committed) {
         tag(err, committed.target.provider.name, committed.target.key);
+        if (!settled) committed.guard.fail(err);
+        settled = true;
         this.#stat(committed.target).failure((err as MyelinError).code ?? 'ERR_INTERNAL', committed.targetAttempts);
       }
       throw err;
     } finally {
-      live?.close(new MyelinError('ERR_ABORTED', 'the stream consumer stopped reading'));
+      const stop = new MyelinError('ERR_ABORTED', 'the stream consumer stopped reading');
+      if (committed && !settled) committed.guard.fail(stop);
+      live?.close(stop);
       scope.dispose();
     }
   }
@@ -130,11 +262,18 @@ export class AIClient {
     const scope = new CallScope(req.signal, this.#o.retry.deadlineMs);
     const t0 = performance.now();
     try {
-      const d = await this.#dispatch(targets, scope, async (t) => {
+      const inputs = typeof req.input === 'string' ? [req.input] : req.input;
+      const guard = { priority: undefined, tokens: (t: Target) => inputs.reduce((n, s) => n + countTokens(s, t.model), 0) };
+      const d = await this.#dispatch(req.model, targets, scope, guard, async (t, s) => {
         const adapter = ADAPTERS[t.provider.kind];
-        const body = await this.#jsonAttempt(t, adapter.embed!(t.provider, t.model, req), req.headers, scope);
-        return adapter.parseEmbed!(body);
+        const body = await this.#jsonAttempt(t, adapter.embed!(t.provider, t.model, req), req.headers, s);
+        try {
+          return adapter.parseEmbed!(body);
+        } catch (err) {
+          throw tag(err, t.provider.name, t.key);
+        }
       });
+      d.guard.done(d.value.inputTokens);
       const latencyMs = performance.now() - t0;
       this.#stat(d.target).success(d.targetAttempts, performance.now() - d.started, d.value.inputTokens, 0, this.#cost(d.target.key, d.value.inputTokens, 0));
       return {
@@ -177,13 +316,25 @@ export class AIClient {
 
   stats(): AIClientStats {
     const targets: Record<string, TargetStats> = {};
-    for (const [k, c] of this.#counters) targets[k] = c.snapshot();
-    return { targets, pools: this.#transport.stats() };
+    for (const [k, c] of this.#counters) {
+      const s = c.snapshot();
+      const breaker = this.#guards.state(k);
+      if (breaker !== undefined) s.breaker = breaker;
+      targets[k] = s;
+    }
+    const out: AIClientStats = { targets, pools: this.#transport.stats() };
+    if (this.#cache) out.cache = { ...this.#cache.counts };
+    return out;
   }
 
-  /** Closes every connection pool. Idempotent; later calls throw ERR_AI_CLOSED. */
+  /** Closes every connection pool and the store connection; calls waiting for a rate
+   * limit end with ERR_ABORTED. Idempotent; later calls throw ERR_AI_CLOSED. */
   async close(): Promise<void> {
     this.#closed = true;
+    this.#guards.close();
+    const redis = this.#redisClient;
+    this.#redisClient = undefined;
+    redis?.disconnect();
     await this.#transport.close();
   }
 
@@ -198,44 +349,138 @@ export class AIClient {
   }
 
   /**
-   * Tries targets in order, each through its retry loop. Moves on after a failure that
-   * another target may not share: retryable ones (after their retries), quota (per
-   * account) and open circuits. Anything else (a bad request, the caller's abort, the
-   * deadline) ends the call.
+   * Tries targets in order, each through its retry loop, or races them when the alias
+   * has hedgeAfterMs. Targets whose breaker is open go last (and are skipped when
+   * reached). Moves on after a failure that another target may not share: retryable
+   * ones (after their retries), quota (per account), open circuits and local limits.
+   * Anything else (a bad request, the caller's abort, the deadline) ends the call.
+   * `discard` closes an answer that lost a hedge race after all.
    */
   async #dispatch<T>(
+    model: string,
     targets: Target[],
     scope: CallScope,
-    attempt: (t: Target) => Promise<T>,
-  ): Promise<{ value: T; target: Target; attempts: number; targetAttempts: number; started: number }> {
+    input: Omit<GuardInput, 'deadline' | 'signal'>,
+    attempt: (t: Target, s: AttemptSource) => Promise<T>,
+    discard?: (value: T) => void,
+  ): Promise<Dispatched<T>> {
+    const order = this.#guards.healthyFirst(targets);
+    const hedgeMs = this.#router.hedgeAfterMs(model);
+    if (hedgeMs !== undefined && order.length > 1) return this.#hedged(order, hedgeMs, scope, input, attempt, discard);
     let total = 0;
     let last: unknown;
-    for (let i = 0; i < targets.length; i++) {
-      const t = targets[i];
-      const c = this.#stat(t);
-      c.requests++;
-      const started = performance.now();
+    let lastSent: unknown;
+    for (const t of order) {
       try {
-        const { value, attempts } = await withRetries({ retry: this.#o.retry, deadline: scope.deadline, signal: scope.signal, target: t.key, run: () => attempt(t) });
-        total += attempts;
-        return { value, target: t, attempts: total, targetAttempts: attempts, started };
+        const r = await this.#runTarget(t, scope, input, attempt);
+        return { ...r, attempts: total + r.targetAttempts };
       } catch (err) {
-        tag(err, t.provider.name, t.key);
-        const e = err as AIError;
-        const n = typeof e.attempts === 'number' ? e.attempts : 1;
-        total += n;
-        c.failure(e.code ?? 'ERR_INTERNAL', n);
+        total += (err as AIError).attempts ?? 0;
         last = err;
+        if (!refused(err)) lastSent = err;
         if (scope.signal.aborted || !this.#fallsBack(err)) break;
       }
     }
-    if (last instanceof MyelinError) Object.assign(last, { attempts: total });
-    throw last;
+    // A target that really failed explains more than the open breakers after it.
+    const out = (last as AIError)?.failure === 'circuit-open' && lastSent !== undefined ? lastSent : last;
+    if (out instanceof MyelinError) Object.assign(out, { attempts: total });
+    throw out;
+  }
+
+  /** One target's retry loop, each attempt behind the target's guard. */
+  async #runTarget<T>(
+    t: Target,
+    s: AttemptSource,
+    input: Omit<GuardInput, 'deadline' | 'signal'>,
+    attempt: (t: Target, s: AttemptSource) => Promise<T>,
+  ): Promise<Omit<Dispatched<T>, 'attempts'>> {
+    const c = this.#stat(t);
+    c.requests++;
+    const started = performance.now();
+    try {
+      const { value, attempts } = await withRetries({
+        retry: this.#o.retry,
+        deadline: s.deadline,
+        signal: s.signal,
+        target: t.key,
+        run: async () => {
+          const guard = await this.#guards.enter(t, { ...input, deadline: s.deadline, signal: s.signal });
+          try {
+            return { v: await attempt(t, s), guard };
+          } catch (err) {
+            guard.fail(err);
+            throw err;
+          }
+        },
+      });
+      return { value: value.v, guard: value.guard, target: t, targetAttempts: attempts, started };
+    } catch (err) {
+      tag(err, t.provider.name, t.key);
+      const e = err as AIError;
+      // A refused attempt (open breaker, local limit) never reached the upstream.
+      const n = Math.max(0, (typeof e.attempts === 'number' ? e.attempts : 1) - (refused(err) ? 1 : 0));
+      if (err instanceof MyelinError) Object.assign(e, { attempts: n });
+      c.failure(e.code ?? 'ERR_INTERNAL', n);
+      throw err;
+    }
+  }
+
+  /**
+   * Hedging (shared/API.md): the first target starts; when it has produced nothing
+   * after hedgeMs (or failed), the next starts too; the first answer wins and the
+   * others are aborted. A failure that no other target can fix (a bad request) ends
+   * the race at once.
+   */
+  async #hedged<T>(
+    targets: Target[],
+    hedgeMs: number,
+    scope: CallScope,
+    input: Omit<GuardInput, 'deadline' | 'signal'>,
+    attempt: (t: Target, s: AttemptSource) => Promise<T>,
+    discard: ((value: T) => void) | undefined,
+  ): Promise<Dispatched<T>> {
+    const byKey = new Map(targets.map((t) => [t.key, t]));
+    const fatal = new AbortController();
+    let fatalErr: unknown;
+    let total = 0;
+    try {
+      const r = await hedge(
+        async (key, signal) => {
+          const branch = scope.branch(signal);
+          try {
+            const got = await this.#runTarget(byKey.get(key)!, branch, input, attempt);
+            total += got.targetAttempts;
+            if (signal.aborted) {
+              // Answered just as another target won: give it back.
+              got.guard.fail(signal.reason);
+              discard?.(got.value);
+              throw signal.reason;
+            }
+            return got;
+          } catch (err) {
+            if (!signal.aborted) total += (err as AIError).attempts ?? 0;
+            if (!signal.aborted && !scope.signal.aborted && !this.#fallsBack(err)) {
+              fatalErr = err;
+              fatal.abort(err);
+            }
+            throw err;
+          }
+        },
+        targets.map((t) => t.key),
+        hedgeMs,
+        AbortSignal.any([scope.signal, fatal.signal]),
+      );
+      return { ...r.value, attempts: total };
+    } catch (err) {
+      const out = fatalErr ?? (scope.signal.aborted ? scope.signal.reason : err);
+      if (out instanceof MyelinError) Object.assign(out, { attempts: total });
+      throw out;
+    }
   }
 
   #fallsBack(err: unknown): boolean {
     const e = err as AIError;
-    return isRetryable(err) || e.failure === 'quota' || e.code === 'ERR_AI_CIRCUIT_OPEN' || countsAsBreakerFailure(err);
+    return isRetryable(err) || e.failure === 'quota' || e.failure === 'rate-limit' || e.code === 'ERR_AI_CIRCUIT_OPEN' || countsAsBreakerFailure(err);
   }
 
   #headers(call: HttpCall, extra: Record<string, string> | undefined): Record<string, string> {
@@ -243,7 +488,7 @@ export class AIClient {
   }
 
   /** One non-streamed request under timeouts.requestMs; returns the parsed JSON body. */
-  async #jsonAttempt(t: Target, call: HttpCall, extra: Record<string, string> | undefined, scope: CallScope): Promise<unknown> {
+  async #jsonAttempt(t: Target, call: HttpCall, extra: Record<string, string> | undefined, scope: AttemptSource): Promise<unknown> {
     const a = scope.attempt();
     const ms = this.#o.timeouts.requestMs;
     a.arm(ms, () => aiError('ERR_AI_TIMEOUT', `${t.provider.name} ${call.path}: no complete answer within ${ms} ms (requestMs)`, { failure: 'timeout', retryable: true }));
@@ -269,7 +514,7 @@ export class AIClient {
     }
   }
 
-  async #chatAttempt(t: Target, req: ChatRequest, scope: CallScope): Promise<ChatResult> {
+  async #chatAttempt(t: Target, req: ChatRequest, scope: AttemptSource): Promise<ChatResult> {
     const adapter = ADAPTERS[t.provider.kind];
     const body = await this.#jsonAttempt(t, adapter.chat(t.provider, t.model, req, false), req.headers, scope);
     try {
@@ -280,7 +525,7 @@ export class AIClient {
   }
 
   /** Opens a stream and reads it up to its first parts. */
-  async #openStream(t: Target, req: ChatRequest, scope: CallScope): Promise<LiveStream> {
+  async #openStream(t: Target, req: ChatRequest, scope: AttemptSource): Promise<LiveStream> {
     const adapter = ADAPTERS[t.provider.kind];
     const call = adapter.chat(t.provider, t.model, req, true);
     const a = scope.attempt();

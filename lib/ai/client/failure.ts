@@ -21,6 +21,7 @@ export type FailureKind =
   | 'too-large'
   | 'aborted'
   | 'deadline'
+  | 'circuit-open'
   | 'invalid-response';
 
 export interface FailureFields {

@@ -33,6 +33,11 @@ export class ModelRouter {
     return { key, provider, model: s.model };
   }
 
+  /** The alias's hedgeAfterMs, undefined when it has none (or `model` is a plain target). */
+  hedgeAfterMs(model: string): number | undefined {
+    return this.#o.models.get(model)?.hedgeAfterMs;
+  }
+
   resolve(model: string): Target[] {
     const route = this.#o.models.get(model);
     if (!route) return [this.#target(model)];

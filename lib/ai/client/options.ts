@@ -72,7 +72,10 @@ export interface CacheOptions {
 }
 
 export interface StoreOptions {
+  /** redis:// URL; cache entries, rate-limit buckets and sessions live there. */
   redis: string;
+  /** Key prefix for everything the client writes. Default 'myelin:'. */
+  prefix?: string;
 }
 
 export interface AIClientOptions {
@@ -88,6 +91,9 @@ export interface AIClientOptions {
   limits?: Record<string, LimitOptions>;
   cache?: CacheOptions | false;
   store?: StoreOptions;
+  /** Sessions are forgotten this long after their last turn. Default 86 400 000 (a day). */
+  sessionTtlMs?: number;
+  /** Not yet supported: passing it throws ERR_INVALID_ARGUMENT. */
   metrics?: unknown;
 }
 
@@ -124,6 +130,7 @@ export interface ResolvedTimeouts {
 export interface ResolvedRoute {
   strategy: Strategy;
   targets: Array<{ target: string; weight: number }>;
+  hedgeAfterMs: number | undefined;
 }
 
 export interface ResolvedOptions {
@@ -137,6 +144,7 @@ export interface ResolvedOptions {
   limits: Record<string, LimitOptions> | undefined;
   cache: CacheOptions | false | undefined;
   store: StoreOptions | undefined;
+  sessionTtlMs: number;
   metrics: unknown;
 }
 
@@ -256,13 +264,11 @@ function route(name: string, r: unknown, providers: Map<string, ResolvedProvider
     if (!providers.has(s.provider)) throw invalidArgument(`${w} names provider '${s.provider}', which is not configured`);
     return t as string;
   };
-  if (typeof r === 'string') return { strategy: 'fallback', targets: [{ target: checkTarget(r, where), weight: 1 }] };
+  if (typeof r === 'string') return { strategy: 'fallback', targets: [{ target: checkTarget(r, where), weight: 1 }], hedgeAfterMs: undefined };
   if (!isObject(r)) throw invalidArgument(`${where} must be a 'provider/model' string or { strategy, targets }`);
   const strategy = (r.strategy ?? 'fallback') as Strategy;
   if (!STRATEGIES.includes(strategy)) throw invalidArgument(`${where}.strategy must be one of ${STRATEGIES.join(', ')}`);
-  if (r.hedgeAfterMs !== undefined) {
-    throw invalidArgument(`${where}.hedgeAfterMs: hedging is not yet supported by this version of the AIClient`);
-  }
+  const hedgeAfterMs = r.hedgeAfterMs === undefined ? undefined : num(`models.${name}.hedgeAfterMs`, r.hedgeAfterMs, 0, { min: 0 });
   if (!Array.isArray(r.targets) || r.targets.length === 0) throw invalidArgument(`${where}.targets must be a non-empty array`);
   const targets = r.targets.map((t: unknown, i: number) => {
     const w = `${where}.targets[${i}]`;
@@ -270,7 +276,7 @@ function route(name: string, r: unknown, providers: Map<string, ResolvedProvider
     if (!isObject(t)) throw invalidArgument(`${w} must be a 'provider/model' string or { target, weight }`);
     return { target: checkTarget(t.target, `${w}.target`), weight: num(`${w}.weight`, t.weight, 1, { above: 0 }) };
   });
-  return { strategy, targets };
+  return { strategy, targets, hedgeAfterMs };
 }
 
 function optionalObject<T>(name: string, v: unknown, check: (o: Record<string, unknown>) => void): T | undefined {
@@ -358,9 +364,13 @@ export function resolveOptions(o: unknown): ResolvedOptions {
   }
   const store = optionalObject<StoreOptions>('store', o.store, (s) => {
     if (typeof s.redis !== 'string' || s.redis === '') throw invalidArgument('AIClient: store.redis must be a redis:// URL string');
+    if (s.prefix !== undefined && typeof s.prefix !== 'string') throw invalidArgument('AIClient: store.prefix must be a string');
   });
   if (o.metrics !== undefined && (!isObject(o.metrics) || typeof o.metrics.counter !== 'function')) {
     throw invalidArgument('AIClient: metrics must be a Metrics instance (with counter(), gauge() and histogram())');
+  }
+  if (o.metrics !== undefined) {
+    throw invalidArgument('AIClient: metrics is not yet supported by this version of the AIClient; read ai.stats() instead');
   }
   return {
     providers,
@@ -373,6 +383,7 @@ export function resolveOptions(o: unknown): ResolvedOptions {
     limits,
     cache,
     store,
+    sessionTtlMs: num('sessionTtlMs', o.sessionTtlMs, 86_400_000, { above: 0 }),
     metrics: o.metrics,
   };
 }

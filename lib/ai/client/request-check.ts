@@ -90,6 +90,14 @@ export function checkChatRequest(req: unknown): asserts req is ChatRequest {
     if (!ok) throw invalidArgument("chat: responseFormat must be { type: 'text' | 'json_object' } or { type: 'json_schema', json_schema: { name, schema } }");
   }
   if (req.user !== undefined && typeof req.user !== 'string') throw invalidArgument('chat: user must be a string');
+  if (req.priority !== undefined && !['critical', 'high', 'normal', 'low'].includes(req.priority as string)) {
+    throw invalidArgument("chat: priority must be 'critical', 'high', 'normal' or 'low'");
+  }
+  const c = req.cache;
+  if (c !== undefined && typeof c !== 'boolean') {
+    if (!isObject(c)) throw invalidArgument('chat: cache must be a boolean or { ttlMs }');
+    optNumber('chat: cache.ttlMs', c.ttlMs, { min: 1 });
+  }
   checkSignal('chat', req.signal);
   checkHeaders('chat: headers', req.headers);
 }

@@ -8,7 +8,14 @@
 import { MyelinError } from '../../errors.js';
 import { aiError } from './failure.js';
 
-export class CallScope {
+/** What an attempt needs from its call: the deadline, the call's signal, attempt scopes. */
+export interface AttemptSource {
+  readonly deadline: number;
+  readonly signal: AbortSignal;
+  attempt(): AttemptScope;
+}
+
+export class CallScope implements AttemptSource {
   readonly deadline: number;
   readonly #ac = new AbortController();
   readonly #caller: AbortSignal | undefined;
@@ -39,6 +46,12 @@ export class CallScope {
 
   attempt(): AttemptScope {
     return new AttemptScope(this.#ac.signal);
+  }
+
+  /** A branch of this call (a hedged target) that `extra` also aborts. */
+  branch(extra: AbortSignal): AttemptSource {
+    const signal = AbortSignal.any([this.#ac.signal, extra]);
+    return { deadline: this.deadline, signal, attempt: () => new AttemptScope(signal) };
   }
 
   /** Ends the deadline without aborting (a stream that committed outlives it). */

@@ -16,6 +16,8 @@ export interface TargetStats {
   costUsd: number;
   /** Latency of successful calls, ms. */
   latencyMs: { p50: number; p99: number };
+  /** The target's circuit breaker, when the client has one. */
+  breaker?: 'closed' | 'open' | 'half-open';
 }
 
 export class TargetCounters {

@@ -56,8 +56,11 @@ export interface ChatRequest {
   /** End-user id, forwarded where the provider has a field for it. */
   user?: string;
   signal?: AbortSignal;
-  /** Per-request cache control; read by the cache layer. */
+  /** Per-request cache control, with a client `cache`: false never caches, true (or
+   * { ttlMs }) caches even a sampled (temperature > 0) request. Without a client cache: ignored. */
   cache?: boolean | { ttlMs?: number };
+  /** Order among requests waiting for a local rate limit. Default 'normal'. */
+  priority?: 'critical' | 'high' | 'normal' | 'low';
   /** Extra upstream request headers (tracing, provider betas). Authentication and
    * framing headers cannot be set here. */
   headers?: Record<string, string>;
