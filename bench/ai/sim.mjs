@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 
 export async function startSimulator(args = []) {
   const bin = fileURLToPath(new URL('../../bin/myelin.mjs', import.meta.url));
-  const child = spawn(process.execPath, [bin, 'simulate', '--port', '0', ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [bin, 'simulate', '--port', '0', '--quiet', ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
   const url = await new Promise((resolve, reject) => {
     let out = '';
     child.stdout.setEncoding('utf8');
