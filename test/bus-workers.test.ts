@@ -192,7 +192,9 @@ describe('Bus load: 4 worker threads, 1,000,000 events, every overflow policy', 
       const itemsDropped = s.dropped;
       expect(acked + itemsDropped).toBe(N);
       if (overflow === 'wait' || overflow === 'reject') expect(itemsDropped).toBe(0);
-      if (overflow === 'reject') expect(rejected).toBeGreaterThanOrEqual(0);
+      // The publish loop runs without yielding until the first rejection, so a 4,096-event
+      // lane must have refused some.
+      if (overflow === 'reject') expect(rejected).toBeGreaterThan(0);
       expect(pool.stats().restarts).toBe(0);
       await bus.close();
     }, 180_000);
