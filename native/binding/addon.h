@@ -48,7 +48,8 @@ class MyelinAddon : public Napi::Addon<MyelinAddon> {
   std::shared_ptr<HandleSet> handles() const { return handles_; }
   // The TS MyelinError class, registered by lib/internal/native.ts at load.
   Napi::FunctionReference error_class;
-  Napi::FunctionReference ring_ctor, slab_ctor, histogram_ctor, extractor_ctor, matcher_ctor;
+  // Histogram.attach() constructs wraps from C++.
+  Napi::FunctionReference histogram_ctor;
 
  private:
   Napi::Value SetErrorClass(const Napi::CallbackInfo& info);

@@ -123,9 +123,8 @@ Napi::Value UnescapeJs(const Napi::CallbackInfo& info) {
 
 }  // namespace
 
-void InitJson(Napi::Env env, Napi::Object exports, MyelinAddon* addon) {
+void InitJson(Napi::Env env, Napi::Object exports, MyelinAddon*) {
   Napi::Function ctor = JsonExtractorWrap::Define(env);
-  addon->extractor_ctor = Napi::Persistent(ctor);
   exports.Set("JsonExtractor", ctor);
   exports.Set("jsonImplementation", Napi::Function::New(env, JsonImplementationJs, "jsonImplementation"));
   exports.Set("setJsonImplementation", Napi::Function::New(env, SetJsonImplementationJs, "setJsonImplementation"));

@@ -138,9 +138,8 @@ Napi::Value ValidateSubjectJs(const Napi::CallbackInfo& info) {
 
 }  // namespace
 
-void InitMatcher(Napi::Env env, Napi::Object exports, MyelinAddon* addon) {
+void InitMatcher(Napi::Env env, Napi::Object exports, MyelinAddon*) {
   Napi::Function ctor = MatcherWrap::Define(env);
-  addon->matcher_ctor = Napi::Persistent(ctor);
   exports.Set("SubjectMatcher", ctor);
   exports.Set("validateSubject", Napi::Function::New(env, ValidateSubjectJs, "validateSubject"));
 }

@@ -237,9 +237,8 @@ class RingWrap : public Napi::ObjectWrap<RingWrap>, public Handle, public Notifi
 
 }  // namespace
 
-void InitRing(Napi::Env env, Napi::Object exports, MyelinAddon* addon) {
+void InitRing(Napi::Env env, Napi::Object exports, MyelinAddon*) {
   Napi::Function ctor = RingWrap::Define(env);
-  addon->ring_ctor = Napi::Persistent(ctor);
   exports.Set("SpscRing", ctor);
   exports.Set("ringHeaderBytes", Napi::Number::New(env, kRingHeaderBytes));
 }

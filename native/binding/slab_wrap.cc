@@ -150,9 +150,8 @@ class SlabWrap : public Napi::ObjectWrap<SlabWrap> {
 
 }  // namespace
 
-void InitSlab(Napi::Env env, Napi::Object exports, MyelinAddon* addon) {
+void InitSlab(Napi::Env env, Napi::Object exports, MyelinAddon*) {
   Napi::Function ctor = SlabWrap::Define(env);
-  addon->slab_ctor = Napi::Persistent(ctor);
   exports.Set("Slab", ctor);
 }
 
