@@ -45,15 +45,7 @@ export class HistogramRecorder {
   /** Records a value in nanoseconds (fractions truncated; above 1 h clamps to 1 h). */
   record(value: number): void {
     if (!(value >= 0)) throw invalidArgument(`histogram value must be a non-negative number, got ${String(value)}`);
-    const v = value > HIGHEST ? HIGHEST : Math.floor(value);
-    const s = this.#shard;
-    // Field order is part of the contract: count, sum, min, max, then the bucket
-    // (a concurrent reader scans only buckets between min's and max's index).
-    s[0]++;
-    s[1] += v;
-    if (v < s[2]) s[2] = v;
-    if (v > s[3]) s[3] = v;
-    s[4 + countsIndex(v)]++;
+    this.recordTrusted(value);
   }
 
   /** record() without the argument check, for callers whose values are known
@@ -61,6 +53,8 @@ export class HistogramRecorder {
   recordTrusted(value: number): void {
     const v = value > HIGHEST ? HIGHEST : Math.floor(value);
     const s = this.#shard;
+    // Field order is part of the contract: count, sum, min, max, then the bucket
+    // (a concurrent reader scans only buckets between min's and max's index).
     s[0]++;
     s[1] += v;
     if (v < s[2]) s[2] = v;
