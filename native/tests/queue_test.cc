@@ -128,6 +128,23 @@ TEST(spsc_pop_times_out) {
   CHECK_EQ(r->Push(1, opts), Status::kTimedOut);
 }
 
+// Readiness seen only in the re-check after announcing a waiter must end the wait.
+// (It used to loop back to the top and spin; with the other side parked, forever.)
+TEST(wait_until_returns_when_ready_at_the_recheck) {
+  EventCount ec;
+  WaitOptions opts;
+  opts.spin = 0;
+  opts.yield = 0;
+  opts.timeout_ns = 50'000'000;  // a regression times out (kTimedOut) instead of hanging
+  int calls = 0;
+  // false at the entry check, true at the re-check after announcing, false after that.
+  Status s = WaitUntil(
+      ec, opts, [&] { return ++calls == 2; }, [&] { return calls > 10; });
+  CHECK_EQ(s, Status::kOk);
+  CHECK_EQ(calls, 2);
+  CHECK_EQ(ec.waiters.load(), 0u);
+}
+
 struct CountingNotifier : Notifier {
   std::atomic<int> calls{0};
   void Notify() noexcept override { calls.fetch_add(1); }

@@ -28,9 +28,13 @@ Status WaitUntil(EventCount& ec, const WaitOptions& opts, Ready&& ready, Closed&
     const uint32_t key = ec.seq.load(std::memory_order_acquire);
     // Re-check after announcing: a producer that published before our announcement
     // is seen here; one that publishes after it sees waiters != 0 and bumps seq.
-    if (ready() || closed()) {
+    if (ready()) {
       ec.waiters.fetch_sub(1, std::memory_order_relaxed);
-      continue;
+      return Status::kOk;
+    }
+    if (closed()) {
+      ec.waiters.fetch_sub(1, std::memory_order_relaxed);
+      continue;  // the loop's head reports kClosed (or kOk if an item raced in)
     }
     FutexWait(&ec.seq, key, left);
     ec.waiters.fetch_sub(1, std::memory_order_relaxed);
