@@ -2,6 +2,7 @@
 // MYELIN_STRESS_ITEMS items (default 10^8) through each ring kind, and a bitmap proves
 // every item was seen exactly once. Built plain and under -fsanitize=thread
 // (npm run test:native:tsan), where the count is set lower by the runner if asked.
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <cstdlib>
@@ -144,4 +145,57 @@ TEST(mpmc_4p4c_every_item_exactly_once) {
   CHECK_EQ(duplicates.load(), 0u);
   CHECK_EQ(out_of_order.load(), 0u);
   CHECK_EQ(seen.Count(), per * kThreads);
+}
+
+// The blocking path: both sides park on every wait (no spinning, no yielding) over a
+// 4-slot ring, so almost every hand-off goes through the event counts' futexes. A lost
+// wake-up shows as a hang (ctest's timeout), an order or count error as a failure.
+TEST(spsc_blocking_park_every_wait) {
+  const uint64_t per = std::max<uint64_t>(StressItems() / 10000, 2000);
+  std::unique_ptr<SpscRing<uint64_t>> ring;
+  CHECK_EQ(SpscRing<uint64_t>::Create(4, &ring), Status::kOk);
+  WaitOptions park;
+  park.spin = 0;
+  park.yield = 0;
+  std::atomic<uint64_t> out_of_order{0}, received{0};
+  std::thread consumer([&] {
+    uint64_t v = 0, expect = 0;
+    while (ring->Pop(&v, park) == Status::kOk) {
+      if (v != expect++) out_of_order.fetch_add(1, std::memory_order_relaxed);
+      received.fetch_add(1, std::memory_order_relaxed);
+    }
+  });
+  for (uint64_t i = 0; i < per; ++i) CHECK_EQ(ring->Push(i, park), Status::kOk);
+  ring->Close();
+  consumer.join();
+  CHECK_EQ(out_of_order.load(), 0u);
+  CHECK_EQ(received.load(), per);
+}
+
+TEST(mpmc_blocking_park_every_wait) {
+  const uint64_t per = std::max<uint64_t>(StressItems() / 20000, 1000);
+  std::unique_ptr<MpmcRing<uint64_t>> ring;
+  CHECK_EQ(MpmcRing<uint64_t>::Create(4, &ring), Status::kOk);
+  WaitOptions park;
+  park.spin = 0;
+  park.yield = 0;
+  std::atomic<uint64_t> sum{0}, count{0};
+  std::atomic<int> producers_left{2};
+  std::vector<std::thread> ts;
+  for (int p = 0; p < 2; ++p)
+    ts.emplace_back([&, p] {
+      for (uint64_t i = 0; i < per; ++i) CHECK_EQ(ring->Push(p * per + i, park), Status::kOk);
+      if (producers_left.fetch_sub(1) == 1) ring->Close();
+    });
+  for (int c = 0; c < 2; ++c)
+    ts.emplace_back([&] {
+      uint64_t v = 0;
+      while (ring->Pop(&v, park) == Status::kOk) {
+        sum.fetch_add(v, std::memory_order_relaxed);
+        count.fetch_add(1, std::memory_order_relaxed);
+      }
+    });
+  for (auto& t : ts) t.join();
+  CHECK_EQ(count.load(), 2 * per);
+  CHECK_EQ(sum.load(), (2 * per) * (2 * per - 1) / 2);
 }
