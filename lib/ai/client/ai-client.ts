@@ -10,7 +10,10 @@
 //
 //
 // Around that core (each in its own file):
-//   cache-layer.ts  exact cache + single flight in front of chat() and stream()
+//   cache-layer.ts  exact cache + single flight in front of chat(), stream() and embed()
+//   stream-flight.ts  identical concurrent cacheable streams read one upstream stream
+//   overhead.ts     per call: time inside myelin (less upstream and deliberate waits) -> stats().overheadUs
+//   telemetry.ts    per call: an OpenTelemetry GenAI span (no-op without a TracerProvider)
 //   guards.ts       per attempt: the target's circuit breaker, then its rate limits
 //   hedge           (strategies.ts) for aliases with hedgeAfterMs: targets raced, first answer wins
 //   session.ts      ai.session(): history in the store, trimmed, with target affinity
@@ -19,12 +22,13 @@ import { MyelinError } from '../../errors.js';
 import { hedge, SessionAffinity } from '../resilience/strategies.js';
 import { MemorySessionStore, RedisSessionStore, type SessionStore } from '../session/session-store.js';
 import { countMessages, countTokens } from '../session/token-count.js';
-import { type CacheStats, ResponseCache, StreamCapture } from './cache-layer.js';
+import { type CachePlan, type CacheStats, ResponseCache, StreamCapture } from './cache-layer.js';
 import { aiError, type AIError, countsAsBreakerFailure, isRetryable, tag } from './failure.js';
 import { type Guard, type GuardInput, Guards } from './guards.js';
 import { LiveStream } from './live-stream.js';
 import { ModelRouter, type Target } from './model-router.js';
 import { type AIClientOptions, checkHeaders, type ProviderKind, type ResolvedOptions, resolveOptions } from './options.js';
+import { CallClock, OverheadHistogram, type OverheadStats } from './overhead.js';
 import { anthropic } from './providers/anthropic.js';
 import { ollama } from './providers/ollama.js';
 import { openai } from './providers/openai.js';
@@ -34,7 +38,9 @@ import { checkChatRequest, checkEmbedRequest } from './request-check.js';
 import { classify, serverDelay, withRetries } from './retry.js';
 import { type AttemptSource, CallScope } from './scope.js';
 import { AISession, type SessionOptions } from './session.js';
+import { StreamFlight } from './stream-flight.js';
 import { TargetCounters, type TargetStats } from './target-stats.js';
+import { endChat, endEmbed, endError, endStopped, startSpan } from './telemetry.js';
 import { type PoolStats, Transport, connectionError, readText } from './transport.js';
 import type { ChatRequest, ChatResponse, EmbedRequest, EmbedResponse, StreamPart } from './types.js';
 import { estimateUsage } from './usage-estimate.js';
@@ -51,6 +57,12 @@ export interface AIClientStats {
   pools: Record<string, PoolStats>;
   /** Present when the client has a cache. */
   cache?: CacheStats;
+  /**
+   * Time spent inside myelin per call (chat, stream, embed; hits and failures
+   * included), in microseconds: the call's time less its waits for the upstream,
+   * for retry backoff and for rate limits (overhead.ts says what a stream's covers).
+   */
+  overheadUs: OverheadStats;
 }
 
 interface Dispatched<T> {
@@ -80,6 +92,7 @@ export class AIClient {
   readonly #guards: Guards;
   readonly #cache: ResponseCache | undefined;
   readonly #affinity = new SessionAffinity();
+  readonly #overhead = new OverheadHistogram();
   #sessions: SessionStore | undefined;
   #redisClient: Redis | undefined;
   #closed = false;
@@ -120,6 +133,11 @@ export class AIClient {
     return this.#chat(req, this.#router.resolve(req.model));
   }
 
+  /** The provider kind of a configured provider name (gen_ai.system). */
+  #kind(provider: string): ProviderKind | undefined {
+    return this.#o.providers.get(provider)?.kind;
+  }
+
   /**
    * A conversation whose history lives in the store (memory, or Redis with `store`),
    * trimmed to maxContextTokens before each turn, kept on one target while it is healthy.
@@ -143,30 +161,49 @@ export class AIClient {
     return res;
   }
 
-  /** The cache in front of the upstream: a hit, a share of an identical call in flight, or a call. */
+  /** One public chat: its span and its overhead record around #cached(). */
   async #chat(req: ChatRequest, targets: Target[]): Promise<ChatResponse> {
-    const t0 = performance.now();
+    const clock = new CallClock();
+    const span = startSpan('chat', req, targets[0]);
+    try {
+      const res = await this.#cached(req, targets, clock);
+      endChat(span, res, this.#kind(res.provider));
+      return res;
+    } catch (err) {
+      endError(span, err);
+      throw err;
+    } finally {
+      this.#overhead.record(clock);
+    }
+  }
+
+  /** The cache in front of the upstream: a hit, a share of an identical call in flight, or a call. */
+  async #cached(req: ChatRequest, targets: Target[], clock: CallClock): Promise<ChatResponse> {
     const cache = this.#cache;
     const plan = cache?.plan(req, targets[0]);
-    if (!cache || !plan) return this.#chatUpstream(req, targets, t0);
+    if (!cache || !plan) return this.#chatUpstream(req, targets, clock);
     const hit = await cache.get(plan.key);
-    if (hit) return ResponseCache.served(hit, t0);
-    if (cache.flights.has(plan.key)) cache.counts.shared++;
+    if (hit) return ResponseCache.served(hit, clock.t0);
+    const follower = cache.flights.has(plan.key);
+    if (follower) cache.counts.shared++;
     // The shared call runs on the flight's signal, which fires only when every caller left.
-    const res = await cache.flights.run(
+    // It marks its waits on the first caller's clock; the others wait for it as a whole.
+    const shared = cache.flights.run(
       plan.key,
       async (signal) => {
-        const r = await this.#chatUpstream({ ...req, signal }, targets, t0);
+        const r = await this.#chatUpstream({ ...req, signal }, targets, clock);
         await cache.set(plan.key, ResponseCache.entryOf(r), plan.ttlMs);
         return r;
       },
       { signal: req.signal },
     );
+    const res = await (follower ? clock.wait(shared) : shared);
     return { ...res };
   }
 
-  async #chatUpstream(req: ChatRequest, targets: Target[], t0: number): Promise<ChatResponse> {
-    const scope = new CallScope(req.signal, this.#o.retry.deadlineMs);
+  async #chatUpstream(req: ChatRequest, targets: Target[], clock: CallClock): Promise<ChatResponse> {
+    const t0 = clock.t0;
+    const scope = new CallScope(req.signal, this.#o.retry.deadlineMs, clock);
     try {
       const d = await this.#dispatch(req.model, targets, scope, this.#chatGuard(req), (t, s) => this.#chatAttempt(t, req, s));
       let res: ChatResponse;
@@ -197,18 +234,65 @@ export class AIClient {
     return this.#streamParts(req, targets);
   }
 
-  /** A cache hit replays as a stream; a miss is recorded while it streams and stored at its end. */
+  /**
+   * A cache hit replays as a stream; a cacheable miss joins the identical stream in
+   * flight (stream-flight.ts) or starts one, recorded while it streams and stored at
+   * its end; anything else streams straight from the upstream.
+   */
   async *#streamParts(req: ChatRequest, targets: Target[]): AsyncGenerator<StreamPart, void, undefined> {
-    const t0 = performance.now();
-    const cache = this.#cache;
-    const plan = cache?.plan(req, targets[0]);
-    const hit = plan ? await cache!.get(plan.key) : undefined;
-    if (hit) {
-      yield* ResponseCache.replay(hit, t0);
-      return;
+    const clock = new CallClock();
+    const span = startSpan('chat', req, targets[0]);
+    const out: { response?: ChatResponse } = {};
+    let failed = false;
+    try {
+      const cache = this.#cache;
+      const plan = cache?.plan(req, targets[0]);
+      if (!cache || !plan) {
+        yield* this.#streamUpstream(req, targets, clock, out, undefined);
+        return;
+      }
+      const hit = await cache.get(plan.key);
+      if (hit) {
+        clock.commit();
+        out.response = ResponseCache.served(hit, clock.t0);
+        yield* ResponseCache.replay(hit, clock.t0);
+        return;
+      }
+      let flight = cache.streams.get(plan.key);
+      const follower = flight !== undefined;
+      if (flight) cache.counts.shared++;
+      else {
+        const f: StreamFlight = new StreamFlight(
+          (signal) => this.#streamUpstream({ ...req, signal }, targets, clock, {}, plan),
+          () => {
+            if (cache.streams.get(plan.key) === f) cache.streams.delete(plan.key);
+          },
+        );
+        cache.streams.set(plan.key, f);
+        flight = f;
+      }
+      for await (const p of flight.read(req.signal, clock, follower)) {
+        if (p.type === 'done') out.response = p.response;
+        yield p;
+      }
+    } catch (err) {
+      failed = true;
+      endError(span, err);
+      throw err;
+    } finally {
+      if (!failed) {
+        if (out.response) endChat(span, out.response, this.#kind(out.response.provider));
+        else endStopped(span);
+      }
+      this.#overhead.record(clock);
     }
+  }
+
+  /** One upstream stream (with fallback, retries before commit); recorded for the cache when `plan` is given. */
+  async *#streamUpstream(req: ChatRequest, targets: Target[], clock: CallClock, out: { response?: ChatResponse }, plan: CachePlan | undefined): AsyncGenerator<StreamPart, void, undefined> {
+    const cache = this.#cache;
     const rec = plan ? new StreamCapture() : undefined;
-    const scope = new CallScope(req.signal, this.#o.retry.deadlineMs);
+    const scope = new CallScope(req.signal, this.#o.retry.deadlineMs, clock);
     let live: LiveStream | undefined;
     let committed: Dispatched<LiveStream> | undefined;
     let settled = false;
@@ -221,6 +305,7 @@ export class AIClient {
       scope.release();
       let parts = live.held;
       live.held = undefined;
+      clock.commit();
       while (parts) {
         for (const p of parts) {
           rec?.push(p);
@@ -228,12 +313,15 @@ export class AIClient {
         }
         parts = await live.next();
       }
-      const response = await this.#response(d.target, live.result(), req, d.attempts, t0);
+      const a0 = performance.now();
+      const response = await this.#response(d.target, live.result(), req, d.attempts, clock.t0);
       settled = true;
       d.guard.done(response.usage.inputTokens + response.usage.outputTokens);
       this.#stat(d.target).success(d.targetAttempts, performance.now() - d.started, response.usage.inputTokens, response.usage.outputTokens, response.costUsd);
       const entry = rec?.finish(response);
       if (entry) await cache!.set(plan!.key, entry, plan!.ttlMs);
+      out.response = response;
+      clock.assembly(performance.now() - a0);
       yield { type: 'done', response };
     } catch (err) {
       this.#redactError(err);
@@ -259,8 +347,45 @@ export class AIClient {
     for (const t of targets) {
       if (!ADAPTERS[t.provider.kind].embed) throw new MyelinError('ERR_INVALID_ARGUMENT', `embed: provider '${t.provider.name}' (${t.provider.kind}) has no embeddings API`);
     }
-    const scope = new CallScope(req.signal, this.#o.retry.deadlineMs);
-    const t0 = performance.now();
+    const clock = new CallClock();
+    const span = startSpan('embed', req, targets[0]);
+    try {
+      const res = await this.#embedCached(req, targets, clock);
+      endEmbed(span, res, this.#kind(res.provider));
+      return res;
+    } catch (err) {
+      endError(span, err);
+      throw err;
+    } finally {
+      this.#overhead.record(clock);
+    }
+  }
+
+  /** The cache in front of embeddings, as for chat: a hit, a share of the same call in flight, or a call. */
+  async #embedCached(req: EmbedRequest, targets: Target[], clock: CallClock): Promise<EmbedResponse> {
+    const cache = this.#cache;
+    const plan = cache?.planEmbed(req, targets[0]);
+    if (!cache || !plan) return this.#embedUpstream(req, targets, clock);
+    const hit = await cache.getEmbed(plan.key);
+    if (hit) return ResponseCache.servedEmbed(hit, clock.t0);
+    const follower = cache.flights.has(plan.key);
+    if (follower) cache.counts.shared++;
+    const shared = cache.flights.run(
+      plan.key,
+      async (signal) => {
+        const r = await this.#embedUpstream({ ...req, signal }, targets, clock);
+        await cache.set(plan.key, ResponseCache.embedEntryOf(r), plan.ttlMs);
+        return r;
+      },
+      { signal: req.signal },
+    );
+    // Callers sharing one answer get their own vectors.
+    return follower ? ResponseCache.copyEmbed(await clock.wait(shared)) : shared;
+  }
+
+  async #embedUpstream(req: EmbedRequest, targets: Target[], clock: CallClock): Promise<EmbedResponse> {
+    const scope = new CallScope(req.signal, this.#o.retry.deadlineMs, clock);
+    const t0 = clock.t0;
     try {
       const inputs = typeof req.input === 'string' ? [req.input] : req.input;
       const guard = { priority: undefined, tokens: (t: Target) => inputs.reduce((n, s) => n + countTokens(s, t.model), 0) };
@@ -284,6 +409,7 @@ export class AIClient {
         target: d.target.key,
         latencyMs,
         attempts: d.attempts,
+        cached: false,
       };
     } finally {
       scope.dispose();
@@ -322,7 +448,7 @@ export class AIClient {
       if (breaker !== undefined) s.breaker = breaker;
       targets[k] = s;
     }
-    const out: AIClientStats = { targets, pools: this.#transport.stats() };
+    const out: AIClientStats = { targets, pools: this.#transport.stats(), overheadUs: this.#overhead.stats() };
     if (this.#cache) out.cache = { ...this.#cache.counts };
     return out;
   }
@@ -332,6 +458,7 @@ export class AIClient {
   async close(): Promise<void> {
     this.#closed = true;
     this.#guards.close();
+    this.#overhead.close();
     const redis = this.#redisClient;
     this.#redisClient = undefined;
     redis?.disconnect();
@@ -403,8 +530,9 @@ export class AIClient {
         deadline: s.deadline,
         signal: s.signal,
         target: t.key,
+        clock: s.clock,
         run: async () => {
-          const guard = await this.#guards.enter(t, { ...input, deadline: s.deadline, signal: s.signal });
+          const guard = await this.#guards.enter(t, { ...input, deadline: s.deadline, signal: s.signal, clock: s.clock });
           try {
             return { v: await attempt(t, s), guard };
           } catch (err) {
@@ -492,20 +620,29 @@ export class AIClient {
     const a = scope.attempt();
     const ms = this.#o.timeouts.requestMs;
     a.arm(ms, () => aiError('ERR_AI_TIMEOUT', `${t.provider.name} ${call.path}: no complete answer within ${ms} ms (requestMs)`, { failure: 'timeout', retryable: true }));
+    const clock = scope.clock;
     try {
-      const res = await this.#transport.send({ provider: t.provider, method: call.method, path: call.path, headers: this.#headers(call, extra), body: call.body, signal: a.signal });
-      if (res.status < 200 || res.status > 299) throw await this.#httpError(t, call.path, res.status, res.headers, res.body);
+      let status: number;
       let text: string;
+      // Upstream I/O, from sending to the body's last byte: waiting, not overhead.
+      clock?.enter();
       try {
-        text = await readText(res.body, this.#o.maxResponseSize, t.provider.name, call.path);
-      } catch (err) {
-        if (err instanceof MyelinError) throw err;
-        throw a.signal.aborted ? a.signal.reason : connectionError(err, t.provider.name, call.path);
+        const res = await this.#transport.send({ provider: t.provider, method: call.method, path: call.path, headers: this.#headers(call, extra), body: call.body, signal: a.signal });
+        status = res.status;
+        if (res.status < 200 || res.status > 299) throw await this.#httpError(t, call.path, res.status, res.headers, res.body);
+        try {
+          text = await readText(res.body, this.#o.maxResponseSize, t.provider.name, call.path);
+        } catch (err) {
+          if (err instanceof MyelinError) throw err;
+          throw a.signal.aborted ? a.signal.reason : connectionError(err, t.provider.name, call.path);
+        }
+      } finally {
+        clock?.leave();
       }
       try {
         return JSON.parse(text);
       } catch {
-        throw aiError('ERR_AI_UPSTREAM', `${t.provider.name} ${call.path}: the answer is not JSON`, { failure: 'invalid-response', retryable: false, status: res.status });
+        throw aiError('ERR_AI_UPSTREAM', `${t.provider.name} ${call.path}: the answer is not JSON`, { failure: 'invalid-response', retryable: false, status });
       }
     } catch (err) {
       throw this.#redactError(tag(a.reason(err), t.provider.name, t.key));
@@ -532,14 +669,19 @@ export class AIClient {
     const ms = this.#o.timeouts.firstTokenMs;
     a.arm(ms, () => aiError('ERR_AI_TIMEOUT', `${t.provider.name}: no stream content within ${ms} ms (firstTokenMs)`, { failure: 'timeout', retryable: true }));
     let live: LiveStream | undefined;
+    const clock = scope.clock;
+    // Upstream I/O up to the first parts (their decoding included: overhead.ts).
+    clock?.enter();
     try {
       const res = await this.#transport.send({ provider: t.provider, method: call.method, path: call.path, headers: this.#headers(call, req.headers), body: call.body, signal: a.signal });
       if (res.status < 200 || res.status > 299) throw await this.#httpError(t, call.path, res.status, res.headers, res.body);
       live = new LiveStream(res.body, adapter.decoder(), a, { idleMs: this.#o.timeouts.idleMs, maxBytes: this.#o.maxResponseSize, provider: t.provider.name });
       // prime() aborts and disposes the attempt itself when it fails.
       await live.prime();
+      clock?.leave();
       return live;
     } catch (err) {
+      clock?.leave();
       const e = tag(a.reason(err), t.provider.name, t.key);
       if (!live) {
         a.abort(e);

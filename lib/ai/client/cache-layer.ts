@@ -5,15 +5,22 @@
 // target the router picked ('provider/model', never the alias) and the `user` partition.
 // The store is a bounded MemoryCache, or Redis when the client has a `store`; a store
 // that fails reads as a miss and a failed write is dropped: the cache never fails a call.
+// embed() results share the store: their key is canonicalKey over the embed request
+// (input as an array, dimensions and any other field but signal/cache/model, marked
+// op 'embed' so that it can never equal a chat key) and the first target.
 import type { Redis } from 'ioredis';
 import { canonicalKey, type CachedEntry, type CachePart, isCacheable, MemoryCache, RedisCache, replay, SingleFlight, StreamRecorder } from '../cache/exact-cache.js';
 import type { Target } from './model-router.js';
 import type { CacheOptions } from './options.js';
-import type { ChatRequest, ChatResponse, StreamPart } from './types.js';
+import type { StreamFlight } from './stream-flight.js';
+import type { ChatRequest, ChatResponse, EmbedRequest, EmbedResponse, StreamPart } from './types.js';
 
 type Part = Exclude<StreamPart, { type: 'done' }>;
 /** Parts are stored as the generic CachePart (JSON in Redis) and are StreamParts again on replay. */
 export type ResponseEntry = CachedEntry<ChatResponse>;
+/** An embed result: no parts. */
+export type EmbedEntry = CachedEntry<EmbedResponse>;
+type Entry = ResponseEntry | EmbedEntry;
 
 /** Records a stream's parts for the cache (text runs merged; nothing kept past the recorder's bound). */
 export class StreamCapture {
@@ -42,10 +49,12 @@ export interface CacheStats {
 
 export class ResponseCache {
   readonly flights = new SingleFlight();
+  /** Cacheable streams in flight, by cache key (stream-flight.ts). */
+  readonly streams = new Map<string, StreamFlight>();
   readonly counts: CacheStats = { hits: 0, misses: 0, shared: 0 };
   readonly #ttlMs: number;
-  readonly #memory: MemoryCache<ResponseEntry> | undefined;
-  readonly #redis: RedisCache<ResponseEntry> | undefined;
+  readonly #memory: MemoryCache<Entry> | undefined;
+  readonly #redis: RedisCache<Entry> | undefined;
 
   constructor(o: CacheOptions, redis: Redis | undefined, prefix: string) {
     this.#ttlMs = o.ttlMs ?? 600_000;
@@ -63,19 +72,41 @@ export class ResponseCache {
     return { key, ttlMs: perRequest?.ttlMs ?? this.#ttlMs };
   }
 
+  /** The key and TTL for an embed request, or undefined with `cache: false`. */
+  planEmbed(req: EmbedRequest, first: Target): CachePlan | undefined {
+    if (req.cache === false) return undefined;
+    const perRequest = typeof req.cache === 'object' ? req.cache : undefined;
+    const { signal: _signal, cache: _cache, model: _model, input, ...rest } = req;
+    const fields = { ...rest, op: 'embed', input: typeof input === 'string' ? [input] : input };
+    const key = canonicalKey(fields, { resolvedModel: first.key });
+    return { key, ttlMs: perRequest?.ttlMs ?? this.#ttlMs };
+  }
+
   async get(key: string): Promise<ResponseEntry | undefined> {
-    let e: ResponseEntry | undefined;
+    const e = await this.#read(key);
+    return this.#count(e && !isEmbed(e) ? e : undefined);
+  }
+
+  async getEmbed(key: string): Promise<EmbedEntry | undefined> {
+    const e = await this.#read(key);
+    return this.#count(e && isEmbed(e) ? e : undefined);
+  }
+
+  async #read(key: string): Promise<Entry | undefined> {
     try {
-      e = this.#memory ? this.#memory.get(key) : await this.#redis!.get(key);
+      return this.#memory ? this.#memory.get(key) : await this.#redis!.get(key);
     } catch {
-      e = undefined;
+      return undefined;
     }
+  }
+
+  #count<E>(e: E | undefined): E | undefined {
     if (e) this.counts.hits++;
     else this.counts.misses++;
     return e;
   }
 
-  async set(key: string, entry: ResponseEntry, ttlMs: number): Promise<void> {
+  async set(key: string, entry: Entry, ttlMs: number): Promise<void> {
     try {
       if (this.#memory) this.#memory.set(key, entry, ttlMs);
       else await this.#redis!.set(key, entry, ttlMs);
@@ -99,6 +130,20 @@ export class ResponseCache {
     return res;
   }
 
+  /** The entry for an embed result; its vectors copied, so that the caller may change its own. */
+  static embedEntryOf(res: EmbedResponse): EmbedEntry {
+    return { response: { ...ResponseCache.copyEmbed(res), latencyMs: 0 }, parts: [], createdAt: Date.now() };
+  }
+
+  /** An embed hit: the stored vectors (copied), marked cached. */
+  static servedEmbed(e: EmbedEntry, t0: number): EmbedResponse {
+    return { ...ResponseCache.copyEmbed(e.response), cached: true, attempts: 0, latencyMs: performance.now() - t0 };
+  }
+
+  static copyEmbed(res: EmbedResponse): EmbedResponse {
+    return { ...res, vectors: res.vectors.map((v) => v.slice()), usage: { ...res.usage } };
+  }
+
   static async *replay(e: ResponseEntry, t0: number): AsyncGenerator<StreamPart, void, undefined> {
     for await (const p of replay(e)) {
       if (p.type === 'done') yield { type: 'done', response: ResponseCache.served(e, t0) };
@@ -110,4 +155,8 @@ export class ResponseCache {
 function stored(res: ChatResponse): ChatResponse {
   const { latencyMs: _l, ...rest } = res;
   return { ...rest, latencyMs: 0 };
+}
+
+function isEmbed(e: Entry): e is EmbedEntry {
+  return Array.isArray((e.response as Partial<EmbedResponse>).vectors);
 }

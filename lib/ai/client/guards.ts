@@ -17,6 +17,7 @@ import { type BreakerPermit, type BreakerState, CircuitBreaker } from '../resili
 import { type AIError, aiError, countsAsBreakerFailure } from './failure.js';
 import type { Target } from './model-router.js';
 import type { BreakerOptions, LimitOptions } from './options.js';
+import type { CallClock } from './overhead.js';
 
 export interface GuardInput {
   /** Token estimate for the tpm limits; computed only when a tpm limit applies. */
@@ -24,6 +25,8 @@ export interface GuardInput {
   priority: LimitPriority | undefined;
   deadline: number;
   signal: AbortSignal;
+  /** The call's overhead clock: a wait for a limit counts as waiting, not overhead. */
+  clock?: CallClock | undefined;
 }
 
 export interface Guard {
@@ -81,8 +84,13 @@ export class Guards {
     try {
       if (limiters.length > 0) {
         const tokens = limiters.some((l) => l.tpm) ? input.tokens(t) : 0;
-        for (const l of limiters) {
-          held.push(await l.limiter.reserve({ tokens: l.tpm ? tokens : 0, priority: input.priority, deadline: input.deadline, signal: input.signal }));
+        input.clock?.enter();
+        try {
+          for (const l of limiters) {
+            held.push(await l.limiter.reserve({ tokens: l.tpm ? tokens : 0, priority: input.priority, deadline: input.deadline, signal: input.signal }));
+          }
+        } finally {
+          input.clock?.leave();
         }
       }
     } catch (err) {

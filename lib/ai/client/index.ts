@@ -16,6 +16,7 @@ export type {
   Strategy,
   TimeoutOptions,
 } from './options.js';
+export type { OverheadStats } from './overhead.js';
 export type { TargetStats } from './target-stats.js';
 export type { PoolStats } from './transport.js';
 export type {

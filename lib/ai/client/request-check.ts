@@ -108,6 +108,11 @@ export function checkEmbedRequest(req: unknown): asserts req is EmbedRequest {
   const ok = typeof req.input === 'string' || (Array.isArray(req.input) && req.input.length > 0 && req.input.every((s) => typeof s === 'string'));
   if (!ok) throw invalidArgument('embed: input must be a string or a non-empty array of strings');
   optNumber('embed: dimensions', req.dimensions, { min: 1, integer: true });
+  const c = req.cache;
+  if (c !== undefined && typeof c !== 'boolean') {
+    if (!isObject(c)) throw invalidArgument('embed: cache must be a boolean or { ttlMs }');
+    optNumber('embed: cache.ttlMs', c.ttlMs, { min: 1 });
+  }
   checkSignal('embed', req.signal);
   checkHeaders('embed: headers', req.headers);
 }

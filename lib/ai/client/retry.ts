@@ -16,6 +16,7 @@ import diagnostics from 'node:diagnostics_channel';
 import type { ErrorCode } from '../../internal/codes.js';
 import { type AIError, type FailureKind, isRetryable } from './failure.js';
 import type { ResolvedRetry } from './options.js';
+import type { CallClock } from './overhead.js';
 
 /** Published before each wait: { target, attempt, delayMs, source, code, status }. */
 export const retryChannel = diagnostics.channel('myelin:ai:retry');
@@ -125,6 +126,8 @@ export interface RetryLoop<T> {
   target: string;
   run: (attempt: number) => Promise<T>;
   rand?: () => number;
+  /** The call's overhead clock: backoff sleeps count as waiting, not overhead. */
+  clock?: CallClock | undefined;
 }
 
 /**
@@ -152,7 +155,8 @@ export async function withRetries<T>(o: RetryLoop<T>): Promise<{ value: T; attem
           status: e.status,
         });
       }
-      await sleep(delay, o.signal);
+      if (o.clock) await o.clock.wait(sleep(delay, o.signal));
+      else await sleep(delay, o.signal);
     }
   }
 }

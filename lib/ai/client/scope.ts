@@ -7,23 +7,28 @@
 // aborts the request and destroys its socket; the reason is always a MyelinError.
 import { MyelinError } from '../../errors.js';
 import { aiError } from './failure.js';
+import type { CallClock } from './overhead.js';
 
 /** What an attempt needs from its call: the deadline, the call's signal, attempt scopes. */
 export interface AttemptSource {
   readonly deadline: number;
   readonly signal: AbortSignal;
+  /** The call's overhead clock: upstream waits are marked on it. */
+  readonly clock?: CallClock | undefined;
   attempt(): AttemptScope;
 }
 
 export class CallScope implements AttemptSource {
   readonly deadline: number;
+  readonly clock: CallClock | undefined;
   readonly #ac = new AbortController();
   readonly #caller: AbortSignal | undefined;
   readonly #onCaller: () => void;
   readonly #timer: NodeJS.Timeout;
 
-  constructor(caller: AbortSignal | undefined, deadlineMs: number) {
+  constructor(caller: AbortSignal | undefined, deadlineMs: number, clock?: CallClock) {
     this.deadline = Date.now() + deadlineMs;
+    this.clock = clock;
     this.#caller = caller;
     this.#onCaller = () => this.#ac.abort(new MyelinError('ERR_ABORTED', 'the AI request was aborted by its signal', { cause: caller?.reason }));
     if (caller?.aborted) this.#onCaller();
@@ -51,7 +56,7 @@ export class CallScope implements AttemptSource {
   /** A branch of this call (a hedged target) that `extra` also aborts. */
   branch(extra: AbortSignal): AttemptSource {
     const signal = AbortSignal.any([this.#ac.signal, extra]);
-    return { deadline: this.deadline, signal, attempt: () => new AttemptScope(signal) };
+    return { deadline: this.deadline, signal, clock: this.clock, attempt: () => new AttemptScope(signal) };
   }
 
   /** Ends the deadline without aborting (a stream that committed outlives it). */

@@ -116,6 +116,9 @@ export interface EmbedRequest {
   input: string | string[];
   dimensions?: number;
   signal?: AbortSignal;
+  /** With a client `cache`: false skips it; { ttlMs } sets this entry's TTL. Embeddings
+   * are deterministic, so they are cached by default. Without a client cache: ignored. */
+  cache?: boolean | { ttlMs?: number };
   headers?: Record<string, string>;
 }
 
@@ -127,4 +130,6 @@ export interface EmbedResponse {
   target: string;
   latencyMs: number;
   attempts: number;
+  /** True when the vectors came from the cache (attempts is then 0). */
+  cached: boolean;
 }
