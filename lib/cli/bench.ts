@@ -146,6 +146,19 @@ const AI_ROWS: Row[] = [
     pass: (r) => atMost(r('ai.context.trim.next_turn')?.median, 1e6),
   },
   {
+    what: 'memory: 1,000,000 distinct cached requests, RSS at the end',
+    value: 'ai.memory.rss_last',
+    anchors: ['ai.memory.rss_first', 'ai.memory.heap_growth', 'ai.memory.requests_per_s'],
+    target: 'RSS plateaus within the cache bound',
+    pass: (r) => {
+      const first = r('ai.memory.rss_first')?.median;
+      const last = r('ai.memory.rss_last')?.median;
+      const growth = r('ai.memory.heap_growth')?.median;
+      if (first === undefined || last === undefined || growth === undefined) return undefined;
+      return last <= first * 1.25 && growth < 32; // within 25% of the filled-cache RSS, heap flat
+    },
+  },
+  {
     what: 'streaming throughput, ai.stream vs reading the SSE directly',
     value: 'ai.stream.myelin',
     anchors: ['ai.stream.direct'],
@@ -227,7 +240,7 @@ const SUITES: Record<string, Suite> = {
   ai: {
     rows: AI_ROWS,
     native: [],
-    js: ['ai/overhead', 'ai/stream', 'ai/context'],
+    js: ['ai/overhead', 'ai/stream', 'ai/context', 'ai/memory'],
   },
   bus: {
     rows: BUS_ROWS,
