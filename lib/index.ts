@@ -6,3 +6,4 @@ export type { BusEvent, BusStats, BatchItem, LaneStats, Overflow, Priority, Publ
 export { WorkerPool, type WorkerPoolOptions } from './bus/worker-pool.js';
 export type { WorkerContext } from './bus/worker-main.js';
 export * from './ai/client/index.js';
+export { isMetricsSink, type MetricsSink } from './internal/metrics-sink.js';

@@ -202,16 +202,20 @@ describe('validation', () => {
     return ai.close();
   });
 
-  test('metrics is not yet supported: ERR_INVALID_ARGUMENT, not silently ignored', () => {
-    const metrics = { counter() {}, gauge() {}, histogram() {} };
+  test('metrics: a sink with counter(), gauge() and histogram() is accepted; anything else names the option', () => {
+    const noop = { inc() {}, set() {}, observe() {} };
+    const metrics = { counter: () => noop, gauge: () => noop, histogram: () => noop };
+    const ai = new AIClient({ ...base(), metrics });
+    expect(ai.stats().metrics).toEqual({ errors: 0 });
     let caught: any;
     try {
-      new AIClient({ ...base(), metrics });
+      new AIClient({ ...base(), metrics: { counter() {}, gauge() {} } as never });
     } catch (err) {
       caught = err;
     }
     expect(caught?.code).toBe('ERR_INVALID_ARGUMENT');
-    expect(caught.message).toContain('not yet supported');
+    expect(caught.message).toContain('metrics');
+    return ai.close();
   });
 
   test.each([

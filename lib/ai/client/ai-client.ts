@@ -14,6 +14,7 @@
 //   stream-flight.ts  identical concurrent cacheable streams read one upstream stream
 //   overhead.ts     per call: time inside myelin (less upstream and deliberate waits) -> stats().overheadUs
 //   telemetry.ts    per call: an OpenTelemetry GenAI span (no-op without a TracerProvider)
+//   client-metrics.ts  with `metrics`: per-target counters/histograms, breaker gauge, cache and overhead, into a MetricsSink
 //   guards.ts       per attempt: the target's circuit breaker, then its rate limits
 //   hedge           (strategies.ts) for aliases with hedgeAfterMs: targets raced, first answer wins
 //   session.ts      ai.session(): history in the store, trimmed, with target affinity
@@ -28,6 +29,7 @@ import { type Guard, type GuardInput, Guards } from './guards.js';
 import { LiveStream } from './live-stream.js';
 import { ModelRouter, type Target } from './model-router.js';
 import { type AIClientOptions, checkHeaders, type ProviderKind, type ResolvedOptions, resolveOptions } from './options.js';
+import { ClientMetrics } from './client-metrics.js';
 import { CallClock, OverheadHistogram, type OverheadStats } from './overhead.js';
 import { anthropic } from './providers/anthropic.js';
 import { ollama } from './providers/ollama.js';
@@ -63,6 +65,8 @@ export interface AIClientStats {
    * for retry backoff and for rate limits (overhead.ts says what a stream's covers).
    */
   overheadUs: OverheadStats;
+  /** Present when the client has a `metrics` sink: calls into it that threw (each ignored). */
+  metrics?: { errors: number };
 }
 
 interface Dispatched<T> {
@@ -93,6 +97,7 @@ export class AIClient {
   readonly #cache: ResponseCache | undefined;
   readonly #affinity = new SessionAffinity();
   readonly #overhead = new OverheadHistogram();
+  readonly #metrics: ClientMetrics | undefined;
   #sessions: SessionStore | undefined;
   #redisClient: Redis | undefined;
   #closed = false;
@@ -106,9 +111,17 @@ export class AIClient {
       return c && c.latency.count > 0 ? c.latency.percentiles(0.5)[0] : undefined;
     });
     const o = this.#o;
+    const m = o.metrics ? new ClientMetrics(o.metrics, o) : undefined;
+    this.#metrics = m;
     const prefix = o.store?.prefix ?? 'myelin:';
-    this.#guards = new Guards({ breaker: o.breaker, limits: o.limits, redis: o.store ? () => this.#redis() : undefined, prefix });
-    this.#cache = o.cache ? new ResponseCache(o.cache, o.store ? this.#redis() : undefined, prefix) : undefined;
+    this.#guards = new Guards({
+      breaker: o.breaker,
+      limits: o.limits,
+      redis: o.store ? () => this.#redis() : undefined,
+      prefix,
+      onBreakerState: m && ((target, state) => m.breaker(target, state)),
+    });
+    this.#cache = o.cache ? new ResponseCache(o.cache, o.store ? this.#redis() : undefined, prefix, m && ((r) => m.cache(r))) : undefined;
   }
 
   /** One connection for cache, limits and sessions; it connects on first use. */
@@ -173,7 +186,7 @@ export class AIClient {
       endError(span, err);
       throw err;
     } finally {
-      this.#overhead.record(clock);
+      this.#recordOverhead(clock);
     }
   }
 
@@ -185,7 +198,7 @@ export class AIClient {
     const hit = await cache.get(plan.key);
     if (hit) return ResponseCache.served(hit, clock.t0);
     const follower = cache.flights.has(plan.key);
-    if (follower) cache.counts.shared++;
+    if (follower) cache.shared();
     // The shared call runs on the flight's signal, which fires only when every caller left.
     // It marks its waits on the first caller's clock; the others wait for it as a whole.
     const shared = cache.flights.run(
@@ -260,7 +273,7 @@ export class AIClient {
       }
       let flight = cache.streams.get(plan.key);
       const follower = flight !== undefined;
-      if (flight) cache.counts.shared++;
+      if (flight) cache.shared();
       else {
         const f: StreamFlight = new StreamFlight(
           (signal) => this.#streamUpstream({ ...req, signal }, targets, clock, {}, plan),
@@ -284,7 +297,7 @@ export class AIClient {
         if (out.response) endChat(span, out.response, this.#kind(out.response.provider));
         else endStopped(span);
       }
-      this.#overhead.record(clock);
+      this.#recordOverhead(clock);
     }
   }
 
@@ -306,6 +319,7 @@ export class AIClient {
       let parts = live.held;
       live.held = undefined;
       clock.commit();
+      this.#metrics?.ttft(d.target.key, performance.now() - d.started);
       while (parts) {
         for (const p of parts) {
           rec?.push(p);
@@ -357,7 +371,7 @@ export class AIClient {
       endError(span, err);
       throw err;
     } finally {
-      this.#overhead.record(clock);
+      this.#recordOverhead(clock);
     }
   }
 
@@ -369,7 +383,7 @@ export class AIClient {
     const hit = await cache.getEmbed(plan.key);
     if (hit) return ResponseCache.servedEmbed(hit, clock.t0);
     const follower = cache.flights.has(plan.key);
-    if (follower) cache.counts.shared++;
+    if (follower) cache.shared();
     const shared = cache.flights.run(
       plan.key,
       async (signal) => {
@@ -450,6 +464,7 @@ export class AIClient {
     }
     const out: AIClientStats = { targets, pools: this.#transport.stats(), overheadUs: this.#overhead.stats() };
     if (this.#cache) out.cache = { ...this.#cache.counts };
+    if (this.#metrics) out.metrics = { errors: this.#metrics.errors };
     return out;
   }
 
@@ -465,13 +480,18 @@ export class AIClient {
     await this.#transport.close();
   }
 
+  #recordOverhead(clock: CallClock): void {
+    const ms = this.#overhead.record(clock);
+    if (ms !== undefined) this.#metrics?.overhead(ms);
+  }
+
   #checkOpen(): void {
     if (this.#closed) throw new MyelinError('ERR_AI_CLOSED', 'AIClient: used after close()');
   }
 
   #stat(t: Target): TargetCounters {
     let c = this.#counters.get(t.key);
-    if (!c) this.#counters.set(t.key, (c = new TargetCounters()));
+    if (!c) this.#counters.set(t.key, (c = new TargetCounters(this.#metrics?.forTarget(t.key))));
     return c;
   }
 

@@ -56,7 +56,11 @@ export class ResponseCache {
   readonly #memory: MemoryCache<Entry> | undefined;
   readonly #redis: RedisCache<Entry> | undefined;
 
-  constructor(o: CacheOptions, redis: Redis | undefined, prefix: string) {
+  readonly #onCount: ((result: 'hit' | 'miss' | 'shared') => void) | undefined;
+
+  /** `onCount` sees every change of `counts` (the client's metrics). */
+  constructor(o: CacheOptions, redis: Redis | undefined, prefix: string, onCount?: (result: 'hit' | 'miss' | 'shared') => void) {
+    this.#onCount = onCount;
     this.#ttlMs = o.ttlMs ?? 600_000;
     if (redis) this.#redis = new RedisCache({ redis, prefix: `${prefix}cache:`, ttlMs: this.#ttlMs });
     else this.#memory = new MemoryCache({ ttlMs: this.#ttlMs, maxEntries: o.maxEntries ?? 10_000 });
@@ -103,7 +107,14 @@ export class ResponseCache {
   #count<E>(e: E | undefined): E | undefined {
     if (e) this.counts.hits++;
     else this.counts.misses++;
+    this.#onCount?.(e ? 'hit' : 'miss');
     return e;
+  }
+
+  /** A call joined an identical call already in flight. */
+  shared(): void {
+    this.counts.shared++;
+    this.#onCount?.('shared');
   }
 
   async set(key: string, entry: Entry, ttlMs: number): Promise<void> {

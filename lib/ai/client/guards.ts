@@ -42,6 +42,8 @@ export interface GuardsOptions {
   /** Present when limits are shared through Redis. */
   redis: (() => Redis) | undefined;
   prefix: string;
+  /** Called with a target's breaker state when its breaker is created and on every change. */
+  onBreakerState?: ((target: string, state: BreakerState) => void) | undefined;
 }
 
 export class Guards {
@@ -129,7 +131,12 @@ export class Guards {
 
   #breaker(key: string): CircuitBreaker {
     let b = this.#breakers.get(key);
-    if (!b) this.#breakers.set(key, (b = new CircuitBreaker({ ...this.#o.breaker, target: key })));
+    if (!b) {
+      const on = this.#o.onBreakerState;
+      b = new CircuitBreaker({ ...this.#o.breaker, target: key, onStateChange: on && ((c) => on(key, c.to)) });
+      this.#breakers.set(key, b);
+      on?.(key, 'closed');
+    }
     return b;
   }
 

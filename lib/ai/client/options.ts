@@ -1,6 +1,7 @@
 // AIClient options: their types, defaults and validation. Every bad option throws
 // ERR_INVALID_ARGUMENT naming it; a key is never quoted in a message.
 import { invalidArgument } from '../../errors.js';
+import { isMetricsSink, type MetricsSink } from '../../internal/metrics-sink.js';
 
 export type ProviderKind = 'openai' | 'anthropic' | 'ollama';
 
@@ -93,8 +94,12 @@ export interface AIClientOptions {
   store?: StoreOptions;
   /** Sessions are forgotten this long after their last turn. Default 86 400 000 (a day). */
   sessionTtlMs?: number;
-  /** Not yet supported: passing it throws ERR_INVALID_ARGUMENT. */
-  metrics?: unknown;
+  /**
+   * Where the client records its metrics (client-metrics.ts lists them): a Metrics
+   * instance or anything with its counter(), gauge() and histogram(). A sink that
+   * throws never fails a call (stats().metrics.errors counts it).
+   */
+  metrics?: MetricsSink;
 }
 
 export interface ResolvedProvider {
@@ -145,7 +150,7 @@ export interface ResolvedOptions {
   cache: CacheOptions | false | undefined;
   store: StoreOptions | undefined;
   sessionTtlMs: number;
-  metrics: unknown;
+  metrics: MetricsSink | undefined;
 }
 
 const DEFAULT_BASE: Record<ProviderKind, string> = {
@@ -366,11 +371,8 @@ export function resolveOptions(o: unknown): ResolvedOptions {
     if (typeof s.redis !== 'string' || s.redis === '') throw invalidArgument('AIClient: store.redis must be a redis:// URL string');
     if (s.prefix !== undefined && typeof s.prefix !== 'string') throw invalidArgument('AIClient: store.prefix must be a string');
   });
-  if (o.metrics !== undefined && (!isObject(o.metrics) || typeof o.metrics.counter !== 'function')) {
-    throw invalidArgument('AIClient: metrics must be a Metrics instance (with counter(), gauge() and histogram())');
-  }
-  if (o.metrics !== undefined) {
-    throw invalidArgument('AIClient: metrics is not yet supported by this version of the AIClient; read ai.stats() instead');
+  if (o.metrics !== undefined && !isMetricsSink(o.metrics)) {
+    throw invalidArgument('AIClient: metrics must be a Metrics instance or a sink with counter(), gauge() and histogram() methods');
   }
   return {
     providers,
@@ -384,6 +386,6 @@ export function resolveOptions(o: unknown): ResolvedOptions {
     cache,
     store,
     sessionTtlMs: num('sessionTtlMs', o.sessionTtlMs, 86_400_000, { above: 0 }),
-    metrics: o.metrics,
+    metrics: o.metrics as MetricsSink | undefined,
   };
 }

@@ -94,9 +94,12 @@ export class OverheadHistogram {
   readonly #rec = new HistogramRecorder(createHistogram());
   #closed = false;
 
-  record(clock: CallClock): void {
-    if (this.#closed) return;
-    this.#rec.recordTrusted(clock.overheadMs() * 1e6);
+  /** Records the call's overhead; returns it in ms (undefined after close()). */
+  record(clock: CallClock): number | undefined {
+    if (this.#closed) return undefined;
+    const ms = clock.overheadMs();
+    this.#rec.recordTrusted(ms * 1e6);
+    return ms;
   }
 
   stats(): OverheadStats {

@@ -1,5 +1,6 @@
 // Counters per target ('provider/model'). Keys come from configuration and resolved
 // request models, never from upstream text, so no key or message can become a label.
+import type { TargetRecorder } from './client-metrics.js';
 import { LatencyReservoir } from './latency-reservoir.js';
 
 export interface TargetStats {
@@ -29,6 +30,12 @@ export class TargetCounters {
   costUsd = 0;
   readonly errors = new Map<string, number>();
   readonly latency = new LatencyReservoir();
+  readonly #metrics: TargetRecorder | undefined;
+
+  /** `metrics` sees every success and failure recorded here (client-metrics.ts). */
+  constructor(metrics?: TargetRecorder) {
+    this.#metrics = metrics;
+  }
 
   success(attempts: number, latencyMs: number, tokensIn: number, tokensOut: number, costUsd: number | undefined): void {
     this.successes++;
@@ -37,11 +44,13 @@ export class TargetCounters {
     this.tokensIn += tokensIn;
     this.tokensOut += tokensOut;
     if (costUsd !== undefined) this.costUsd += costUsd;
+    this.#metrics?.success(attempts, latencyMs, tokensIn, tokensOut, costUsd);
   }
 
   failure(code: string, attempts: number): void {
     this.attempts += attempts;
     this.errors.set(code, (this.errors.get(code) ?? 0) + 1);
+    this.#metrics?.failure(code, attempts);
   }
 
   snapshot(): TargetStats {
