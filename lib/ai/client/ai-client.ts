@@ -191,27 +191,51 @@ export class AIClient {
   }
 
   /** The cache in front of the upstream: a hit, a share of an identical call in flight, or a call. */
-  async #cached(req: ChatRequest, targets: Target[], clock: CallClock): Promise<ChatResponse> {
+  #cached(req: ChatRequest, targets: Target[], clock: CallClock): Promise<ChatResponse> {
     const cache = this.#cache;
-    const plan = cache?.plan(req, targets[0]);
-    if (!cache || !plan) return this.#chatUpstream(req, targets, clock);
-    const hit = await cache.get(plan.key);
-    if (hit) return ResponseCache.served(hit, clock.t0);
+    return this.#throughCache(req, clock, cache?.plan(req, targets[0]), {
+      get: (key) => cache!.get(key),
+      served: (hit, t0) => ResponseCache.served(hit, t0),
+      entryOf: (r) => ResponseCache.entryOf(r),
+      copy: (r) => ({ ...r }),
+      upstream: (q) => this.#chatUpstream(q, targets, clock),
+    });
+  }
+
+  /**
+   * One mechanism in front of chat and embed calls: a cache hit, a share of an identical
+   * call in flight, or a call whose answer is stored. The shared call runs on the
+   * flight's signal, which fires only when every caller left; it marks its waits on the
+   * first caller's clock, and the others wait for it as a whole.
+   */
+  async #throughCache<Q extends { signal?: AbortSignal }, R, E extends Parameters<ResponseCache['set']>[1]>(
+    req: Q,
+    clock: CallClock,
+    plan: { key: string; ttlMs: number } | undefined,
+    io: {
+      get: (key: string) => Promise<E | undefined>;
+      served: (hit: E, t0: number) => R;
+      entryOf: (r: R) => E;
+      copy: (r: R, follower: boolean) => R;
+      upstream: (req: Q) => Promise<R>;
+    },
+  ): Promise<R> {
+    const cache = this.#cache;
+    if (!cache || !plan) return io.upstream(req);
+    const hit = await io.get(plan.key);
+    if (hit) return io.served(hit, clock.t0);
     const follower = cache.flights.has(plan.key);
     if (follower) cache.shared();
-    // The shared call runs on the flight's signal, which fires only when every caller left.
-    // It marks its waits on the first caller's clock; the others wait for it as a whole.
     const shared = cache.flights.run(
       plan.key,
       async (signal) => {
-        const r = await this.#chatUpstream({ ...req, signal }, targets, clock);
-        await cache.set(plan.key, ResponseCache.entryOf(r), plan.ttlMs);
-        return r;
+        const r = await io.upstream({ ...req, signal });
+        await cache.set(plan.key, io.entryOf(r), plan.ttlMs);
+        return r as unknown;
       },
       { signal: req.signal },
-    );
-    const res = await (follower ? clock.wait(shared) : shared);
-    return { ...res };
+    ) as Promise<R>;
+    return io.copy(await (follower ? clock.wait(shared) : shared), follower);
   }
 
   async #chatUpstream(req: ChatRequest, targets: Target[], clock: CallClock): Promise<ChatResponse> {
@@ -375,26 +399,16 @@ export class AIClient {
     }
   }
 
-  /** The cache in front of embeddings, as for chat: a hit, a share of the same call in flight, or a call. */
-  async #embedCached(req: EmbedRequest, targets: Target[], clock: CallClock): Promise<EmbedResponse> {
+  /** The cache in front of embeddings, as for chat; callers sharing one answer get their own vectors. */
+  #embedCached(req: EmbedRequest, targets: Target[], clock: CallClock): Promise<EmbedResponse> {
     const cache = this.#cache;
-    const plan = cache?.planEmbed(req, targets[0]);
-    if (!cache || !plan) return this.#embedUpstream(req, targets, clock);
-    const hit = await cache.getEmbed(plan.key);
-    if (hit) return ResponseCache.servedEmbed(hit, clock.t0);
-    const follower = cache.flights.has(plan.key);
-    if (follower) cache.shared();
-    const shared = cache.flights.run(
-      plan.key,
-      async (signal) => {
-        const r = await this.#embedUpstream({ ...req, signal }, targets, clock);
-        await cache.set(plan.key, ResponseCache.embedEntryOf(r), plan.ttlMs);
-        return r;
-      },
-      { signal: req.signal },
-    );
-    // Callers sharing one answer get their own vectors.
-    return follower ? ResponseCache.copyEmbed(await clock.wait(shared)) : shared;
+    return this.#throughCache(req, clock, cache?.planEmbed(req, targets[0]), {
+      get: (key) => cache!.getEmbed(key),
+      served: (hit, t0) => ResponseCache.servedEmbed(hit, t0),
+      entryOf: (r) => ResponseCache.embedEntryOf(r),
+      copy: (r, follower) => (follower ? ResponseCache.copyEmbed(r) : r),
+      upstream: (q) => this.#embedUpstream(q, targets, clock),
+    });
   }
 
   async #embedUpstream(req: EmbedRequest, targets: Target[], clock: CallClock): Promise<EmbedResponse> {
