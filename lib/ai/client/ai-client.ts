@@ -175,12 +175,23 @@ export class AIClient {
   }
 
   /** One public chat: its span and its overhead record around #cached(). */
-  async #chat(req: ChatRequest, targets: Target[]): Promise<ChatResponse> {
+  #chat(req: ChatRequest, targets: Target[]): Promise<ChatResponse> {
+    return this.#observed('chat', req, targets, (clock) => this.#cached(req, targets, clock), endChat);
+  }
+
+  /** Runs one public call inside its span, recording its overhead whatever the outcome. */
+  async #observed<Q extends ChatRequest | EmbedRequest, R extends { provider: string }>(
+    op: 'chat' | 'embed',
+    req: Q,
+    targets: Target[],
+    run: (clock: CallClock) => Promise<R>,
+    end: (span: ReturnType<typeof startSpan>, res: R, kind: string | undefined) => void,
+  ): Promise<R> {
     const clock = new CallClock();
-    const span = startSpan('chat', req, targets[0]);
+    const span = startSpan(op, req, targets[0]);
     try {
-      const res = await this.#cached(req, targets, clock);
-      endChat(span, res, this.#kind(res.provider));
+      const res = await run(clock);
+      end(span, res, this.#kind(res.provider));
       return res;
     } catch (err) {
       endError(span, err);
@@ -385,18 +396,7 @@ export class AIClient {
     for (const t of targets) {
       if (!ADAPTERS[t.provider.kind].embed) throw new MyelinError('ERR_INVALID_ARGUMENT', `embed: provider '${t.provider.name}' (${t.provider.kind}) has no embeddings API`);
     }
-    const clock = new CallClock();
-    const span = startSpan('embed', req, targets[0]);
-    try {
-      const res = await this.#embedCached(req, targets, clock);
-      endEmbed(span, res, this.#kind(res.provider));
-      return res;
-    } catch (err) {
-      endError(span, err);
-      throw err;
-    } finally {
-      this.#recordOverhead(clock);
-    }
+    return this.#observed('embed', req, targets, (clock) => this.#embedCached(req, targets, clock), endEmbed);
   }
 
   /** The cache in front of embeddings, as for chat; callers sharing one answer get their own vectors. */
