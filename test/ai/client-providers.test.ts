@@ -1,9 +1,9 @@
 // The three providers through the AIClient against the simulator over real HTTP:
 // chat, stream, tools both ways, embeddings, models, prices and stats.
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import type { AIClient, ChatMessage, StreamPart } from '../../lib/ai/client/index.js';
+import { AIClient, type ChatMessage, type StreamPart } from '../../lib/ai/client/index.js';
 import { UpstreamSimulator } from '../../lib/ai/simulator/index.js';
-import { KEY, PROVIDERS, TARGETS, client, drain, hello, rejection, weatherTool } from './client-fixtures.js';
+import { KEY, PROVIDERS, TARGETS, client, drain, hello, providers, rejection, weatherTool } from './client-fixtures.js';
 
 let sim: UpstreamSimulator;
 let url: string;
@@ -178,6 +178,21 @@ test('model aliases route to their targets; unknown models are rejected', async 
     expect((await rejection(sim2.chat(hello('nobody/gpt')))).code).toBe('ERR_INVALID_ARGUMENT');
   } finally {
     await sim2.close();
+  }
+});
+
+test('least-latency measures each target once, then keeps to the faster one', async () => {
+  const c = new AIClient({
+    providers: providers(url, { openai: { 'x-sim-latency-ms': '120' }, ollama: { 'x-sim-latency-ms': '0' } }),
+    models: { l: { strategy: 'least-latency', targets: [TARGETS.openai, TARGETS.ollama] } },
+  });
+  try {
+    const picks: string[] = [];
+    for (let i = 0; i < 5; i++) picks.push((await c.chat(hello('l'))).provider);
+    // Declared order while unmeasured, then the lower p50 (120 ms of added latency apart).
+    expect(picks).toEqual(['openai', 'ollama', 'ollama', 'ollama', 'ollama']);
+  } finally {
+    await c.close();
   }
 });
 

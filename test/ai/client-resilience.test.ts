@@ -3,9 +3,11 @@
 // limits (local and shared through Redis, priority order, deadline) and hedging across
 // two simulators. The simulator's request count proves what reached the upstream.
 import { randomUUID } from 'node:crypto';
+import net from 'node:net';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
-import { AIClient } from '../../lib/ai/client/index.js';
+import { AIClient, type StreamPart } from '../../lib/ai/client/index.js';
+import { MyelinError } from '../../lib/errors.js';
 import { UpstreamSimulator } from '../../lib/ai/simulator/index.js';
 import { KEY, TARGETS, client, drain, hello, providers, rejection, until } from './client-fixtures.js';
 
@@ -36,6 +38,19 @@ function make(opts: Parameters<typeof client>[1] = {}): AIClient {
 }
 
 const requests = () => sim.stats().requests;
+
+/** A port nothing listens on: bound, then closed. */
+async function closedPort(): Promise<number> {
+  const srv = net.createServer();
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  const { port } = srv.address() as net.AddressInfo;
+  await new Promise<void>((r) => srv.close(() => r()));
+  return port;
+}
+
+async function drainOrThrow(it: AsyncIterable<StreamPart>): Promise<void> {
+  for await (const _ of it);
+}
 const fault500 = { headers: { 'x-sim-fault': '500' } };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -127,6 +142,45 @@ describe('circuit breaker per target', () => {
     const ai = make({ breaker: { ...breaker, openMs: 60_000 }, retry: { attempts: 1 } });
     for (const f of ['401', '429', 'quota', '401']) await rejection(ai.chat(hello(TARGETS.openai, { headers: { 'x-sim-fault': f, 'x-sim-retry-after': 'none' } })));
     expect(ai.stats().targets[TARGETS.openai].breaker).toBe('closed');
+  });
+
+  // What the breaker counts is failure.ts countsAsBreakerFailure() over the failure
+  // kind each path sets: one failure opens a breaker with minRequests 1, failureRate 1.
+  const fault = (f: string, more: Record<string, string> = {}) => ({ headers: { 'x-sim-fault': f, 'x-sim-retry-after': 'none', ...more } });
+  const stalled = { headers: { 'x-sim-latency-ms': '5000' } };
+  test.each<{ name: string; call: (ai: AIClient, refused: string) => Promise<unknown>; extra: Parameters<typeof client>[1]; counts: boolean; failure: string | undefined }>([
+    { name: '500', call: (ai) => ai.chat(hello(TARGETS.openai, fault('500'))), extra: {}, counts: true, failure: 'server' },
+    { name: '502', call: (ai) => ai.chat(hello(TARGETS.openai, fault('502'))), extra: {}, counts: true, failure: 'server' },
+    { name: '503', call: (ai) => ai.chat(hello(TARGETS.openai, fault('503'))), extra: {}, counts: true, failure: 'server' },
+    { name: '529 overloaded (Anthropic)', call: (ai) => ai.chat(hello(TARGETS.claude, fault('529'))), extra: {}, counts: true, failure: 'server' },
+    { name: 'requestMs timeout', call: (ai) => ai.chat(hello(TARGETS.openai, stalled)), extra: { timeouts: { requestMs: 100 } }, counts: true, failure: 'timeout' },
+    { name: 'firstTokenMs timeout on a stream', call: (ai) => drainOrThrow(ai.stream(hello(TARGETS.openai, fault('stall')))), extra: { timeouts: { firstTokenMs: 100 } }, counts: true, failure: 'timeout' },
+    { name: 'stream truncated before content', call: (ai) => drainOrThrow(ai.stream(hello(TARGETS.ollama, fault('truncate', { 'x-sim-fault-after': '0' })))), extra: {}, counts: true, failure: 'truncated' },
+    { name: 'connection refused', call: (ai, refused) => ai.chat(hello(`dead/${refused}`)), extra: {}, counts: true, failure: 'connection' },
+    { name: '400 (a bad request)', call: (ai) => ai.chat(hello(TARGETS.openai, { headers: { 'x-sim-tokens': 'many' } })), extra: {}, counts: false, failure: 'client' },
+    { name: '401', call: (ai) => ai.chat(hello(TARGETS.openai, fault('401'))), extra: {}, counts: false, failure: 'auth' },
+    { name: '429 rate limit', call: (ai) => ai.chat(hello(TARGETS.openai, fault('429'))), extra: {}, counts: false, failure: 'rate-limit' },
+    { name: 'quota', call: (ai) => ai.chat(hello(TARGETS.openai, fault('quota'))), extra: {}, counts: false, failure: 'quota' },
+    { name: 'billing (Anthropic 402)', call: (ai) => ai.chat(hello(TARGETS.claude, fault('billing'))), extra: {}, counts: false, failure: 'quota' },
+    { name: "the caller's abort", call: (ai) => ai.chat(hello(TARGETS.openai, { ...stalled, signal: AbortSignal.timeout(100) })), extra: {}, counts: false, failure: undefined },
+    { name: "the call's deadline", call: (ai) => ai.chat(hello(TARGETS.openai, stalled)), extra: { retry: { attempts: 1, deadlineMs: 100 } }, counts: false, failure: 'deadline' },
+  ])('$name: the breaker counts it: $counts', async ({ call, extra, counts, failure }) => {
+    const dead = await closedPort();
+    const ai = new AIClient({
+      providers: [...providers(url), { name: 'dead', kind: 'openai', baseURL: `http://127.0.0.1:${dead}/v1` }],
+      breaker: { minRequests: 1, failureRate: 1, openMs: 60_000 },
+      retry: { attempts: 1 },
+      ...extra,
+    });
+    open.push(ai);
+    const err = await call(ai, 'm').then(
+      () => expect.unreachable('the call should fail'),
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(MyelinError);
+    expect((err as { failure?: string }).failure).toBe(failure);
+    const states = Object.values(ai.stats().targets).map((t) => t.breaker);
+    expect(states).toEqual([counts ? 'open' : 'closed']);
   });
 
   test('no breaker option: no breaker field in stats', async () => {

@@ -15,12 +15,16 @@
 //   overhead.ts     per call: time inside myelin (less upstream and deliberate waits) -> stats().overheadUs
 //   telemetry.ts    per call: an OpenTelemetry GenAI span (no-op without a TracerProvider)
 //   client-metrics.ts  with `metrics`: per-target counters/histograms, breaker gauge, cache and overhead, into a MetricsSink
+//   model-router.ts the one routing mechanism: alias -> targets by fallback, weighted or least-latency
+//   failure.ts      how a failure is described: retryable or not, and whether breakers count it
 //   guards.ts       per attempt: the target's circuit breaker, then its rate limits
-//   hedge           (strategies.ts) for aliases with hedgeAfterMs: targets raced, first answer wins
-//   session.ts      ai.session(): history in the store, trimmed, with target affinity
+//   ../resilience/hedge.ts  for aliases with hedgeAfterMs: targets raced, first answer wins
+//   session.ts      ai.session(): history in the store, trimmed, kept on one target
+//                   (../session/affinity.ts) while that target's breaker is not open
 import { Redis } from 'ioredis';
 import { MyelinError } from '../../errors.js';
-import { hedge, SessionAffinity } from '../resilience/strategies.js';
+import { hedge } from '../resilience/hedge.js';
+import { SessionAffinity } from '../session/affinity.js';
 import { MemorySessionStore, RedisSessionStore, type SessionStore } from '../session/session-store.js';
 import { countMessages, countTokens } from '../session/token-count.js';
 import { type CachePlan, type CacheStats, ResponseCache, StreamCapture } from './cache-layer.js';

@@ -1,7 +1,8 @@
 // How the client describes a failed upstream call. Every error is a MyelinError whose
 // `code` is public (shared/API.md); these extra fields tell the retry loop, the
-// fallback router and (later) the circuit breaker what happened:
-//   failure    what kind of failure (breakers count only server, timeout, connection, truncated)
+// dispatcher's fallback and the circuit breakers' guard (guards.ts) what happened:
+//   failure    what kind of failure (breakers count only server, timeout, connection, truncated:
+//              countsAsBreakerFailure, the one classifier the breakers use)
 //   retryable  whether another attempt may succeed
 //   status, provider, target, requestId, retryAfterMs, attempts
 // Messages never quote keys, URLs or request headers; upstream text is redacted first.
@@ -61,7 +62,13 @@ export function isRetryable(err: unknown): boolean {
   return err instanceof MyelinError && (err as AIError).retryable === true;
 }
 
-/** Failures a circuit breaker should count (shared/API.md: 5xx, 529, timeouts, connection errors). */
+/**
+ * Failures a circuit breaker counts (shared/API.md: 5xx, 529, timeouts, connection
+ * errors; a truncated stream is a connection failure mid-answer). Reads only the
+ * `failure` kind that retry.ts classify(), the transport and the stream readers set,
+ * so a target's own timeout ('timeout') is told apart from the caller's deadline
+ * ('deadline') and an abort ('aborted'), which never count.
+ */
 export function countsAsBreakerFailure(err: unknown): boolean {
   const f = (err as AIError | undefined)?.failure;
   return f === 'server' || f === 'timeout' || f === 'connection' || f === 'truncated';

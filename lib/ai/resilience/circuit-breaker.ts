@@ -13,7 +13,9 @@
 // Outcomes are attributed by generation: a permit taken in one state generation only
 // counts while the breaker is still in that generation, so a slow call that started
 // while closed cannot close (or re-open) a half-open breaker in place of its probe.
-import { EventEmitter } from 'node:events';
+//
+// The breaker does not judge errors: its caller reports success, failure or release.
+// The AIClient's guard (client/guards.ts) decides with client/failure.ts.
 import { invalidArgument } from '../../errors.js';
 
 export type BreakerState = 'closed' | 'open' | 'half-open';
@@ -46,20 +48,22 @@ export interface CircuitBreakerOptions {
   target?: string;
   /** Clock in ms. Default Date.now (which vi.useFakeTimers controls). */
   now?: () => number;
-  /** Called on every state change, before the 'state' event. */
+  /** Called on every state change (the AIClient's breaker gauge). */
   onStateChange?: (change: BreakerStateChange) => void;
 }
 
-/** One admitted call. Report exactly one outcome; later reports are ignored. */
+/**
+ * One admitted call. Report exactly one outcome; later reports are ignored. Which
+ * errors are failures is the caller's call: the AIClient's guard (client/guards.ts)
+ * asks client/failure.ts countsAsBreakerFailure().
+ */
 export interface BreakerPermit {
   /** True when this call is the half-open probe. */
   readonly probe: boolean;
   success(): void;
   failure(): void;
-  /** The call ended without telling anything about the target (caller abort, a 4xx). */
+  /** The call ended without telling anything about the target (caller abort, lost hedge). */
   release(): void;
-  /** Classifies `err` with countsAsBreakerFailure; undefined means success. */
-  settle(err?: unknown): void;
 }
 
 export interface BreakerStats {
@@ -71,51 +75,6 @@ export interface BreakerStats {
   retryAt: number | undefined;
 }
 
-const NETWORK_CODES = new Set([
-  'ECONNREFUSED',
-  'ECONNRESET',
-  'ECONNABORTED',
-  'ETIMEDOUT',
-  'EPIPE',
-  'ENOTFOUND',
-  'EAI_AGAIN',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'ENETDOWN',
-  'UND_ERR_CONNECT_TIMEOUT',
-  'UND_ERR_HEADERS_TIMEOUT',
-  'UND_ERR_BODY_TIMEOUT',
-  'UND_ERR_SOCKET',
-  'UND_ERR_CLOSED',
-]);
-
-const BREAKER_FAILURES = new Set(['server', 'timeout', 'connection', 'truncated']);
-
-const FAILURE_CODES = new Set(['ERR_AI_TIMEOUT', 'ERR_AI_STREAM_TRUNCATED', 'ERR_TIMED_OUT']);
-
-/**
- * Whether an error says the target is unhealthy: HTTP 5xx (529 included), 408,
- * timeouts, connection errors and truncated streams. 429, quota, other 4xx and the
- * caller's own abort do not count. Reads a MyelinError-like `{ code, status, cause }`,
- * or the AIClient's `failure` kind when the error carries one.
- */
-export function countsAsBreakerFailure(err: unknown): boolean {
-  for (let e = err, depth = 0; e !== null && typeof e === 'object' && depth < 5; depth++) {
-    const { code, status, name, failure } = e as { code?: unknown; status?: unknown; name?: unknown; failure?: unknown };
-    // The AIClient's own classification (lib/ai/client/failure.ts) wins when present:
-    // it tells a target's timeout apart from the caller's overall deadline.
-    if (typeof failure === 'string') return BREAKER_FAILURES.has(failure);
-    if (code === 'ERR_ABORTED' || name === 'AbortError') return false;
-    if (typeof status === 'number' && status > 0) return status >= 500 || status === 408;
-    if (typeof code === 'string' && (FAILURE_CODES.has(code) || NETWORK_CODES.has(code))) return true;
-    if (name === 'TimeoutError') return true;
-    // An upstream error with no HTTP status never got an answer: connection level.
-    if (code === 'ERR_AI_UPSTREAM' && (e as { cause?: unknown }).cause === undefined) return true;
-    e = (e as { cause?: unknown }).cause;
-  }
-  return false;
-}
-
 function positive(name: string, v: number | undefined, dflt: number, int = false): number {
   if (v === undefined) return dflt;
   if (typeof v !== 'number' || !(v > 0) || (int && !Number.isInteger(v))) {
@@ -124,7 +83,7 @@ function positive(name: string, v: number | undefined, dflt: number, int = false
   return v;
 }
 
-export class CircuitBreaker extends EventEmitter<{ state: [BreakerStateChange] }> {
+export class CircuitBreaker {
   readonly failureRate: number;
   readonly minRequests: number;
   readonly windowMs: number;
@@ -144,11 +103,8 @@ export class CircuitBreaker extends EventEmitter<{ state: [BreakerStateChange] }
   #openedAt = 0;
   #probeOut = false;
   #probeAt = 0;
-  // The permit that the spec-style onSuccess()/onFailure() settle in half-open.
-  #implicitProbe: BreakerPermit | undefined;
 
   constructor(options: CircuitBreakerOptions = {}) {
-    super();
     const rate = options.failureRate ?? 0.5;
     if (typeof rate !== 'number' || !(rate > 0 && rate <= 1)) {
       throw invalidArgument(`breaker.failureRate must be in (0, 1], got ${String(rate)}`);
@@ -174,29 +130,7 @@ export class CircuitBreaker extends EventEmitter<{ state: [BreakerStateChange] }
     return this.#state;
   }
 
-  /** Admits a call or refuses it (false). Pair with onSuccess() / onFailure(). */
-  tryAcquire(): boolean {
-    const permit = this.acquire();
-    if (permit === undefined) return false;
-    if (permit.probe) this.#implicitProbe = permit;
-    return true;
-  }
-
-  /** Outcome of a call admitted by tryAcquire(). */
-  onSuccess(): void {
-    this.#implicit().success();
-  }
-
-  onFailure(): void {
-    this.#implicit().failure();
-  }
-
-  /** Ends a tryAcquire() call with no verdict on the target (4xx, caller abort). */
-  onRelease(): void {
-    this.#implicit().release();
-  }
-
-  /** Like tryAcquire, but returns a permit that attributes its outcome exactly. */
+  /** Admits a call with a permit that attributes its outcome to this generation, or refuses it (undefined). */
   acquire(): BreakerPermit | undefined {
     const now = this.#now();
     this.#tick(now);
@@ -223,21 +157,6 @@ export class CircuitBreaker extends EventEmitter<{ state: [BreakerStateChange] }
     };
   }
 
-  /** Back to closed with an empty window (an operator's override). */
-  reset(): void {
-    this.#clearWindow();
-    this.#transition('closed', this.#now());
-  }
-
-  #implicit(): BreakerPermit {
-    const p = this.#implicitProbe;
-    if (p !== undefined) {
-      this.#implicitProbe = undefined;
-      return p;
-    }
-    return this.#permit(false);
-  }
-
   #permit(probe: boolean): BreakerPermit {
     const generation = this.#generation;
     let done = false;
@@ -251,8 +170,6 @@ export class CircuitBreaker extends EventEmitter<{ state: [BreakerStateChange] }
       success: () => report('success'),
       failure: () => report('failure'),
       release: () => report('release'),
-      settle: (err?: unknown) =>
-        report(err === undefined ? 'success' : countsAsBreakerFailure(err) ? 'failure' : isAbort(err) ? 'release' : 'success'),
     };
   }
 
@@ -262,7 +179,6 @@ export class CircuitBreaker extends EventEmitter<{ state: [BreakerStateChange] }
     if (generation !== this.#generation) return; // a straggler from an earlier state
     if (probe) {
       this.#probeOut = false;
-      if (this.#implicitProbe !== undefined) this.#implicitProbe = undefined;
       if (outcome === 'success') {
         this.#clearWindow();
         this.#transition('closed', now);
@@ -299,12 +215,10 @@ export class CircuitBreaker extends EventEmitter<{ state: [BreakerStateChange] }
   #transition(to: BreakerState, at: number): void {
     const from = this.#state;
     this.#generation++;
-    this.#implicitProbe = undefined;
     if (from === to) return;
     this.#state = to;
     const change: BreakerStateChange = { target: this.target, from, to, at };
     this.#onStateChange?.(change);
-    this.emit('state', change);
   }
 
   #bucket(now: number): number {
@@ -336,10 +250,4 @@ export class CircuitBreaker extends EventEmitter<{ state: [BreakerStateChange] }
     this.#calls.fill(0);
     this.#fails.fill(0);
   }
-}
-
-function isAbort(err: unknown): boolean {
-  if (err === null || typeof err !== 'object') return false;
-  const { code, name } = err as { code?: unknown; name?: unknown };
-  return code === 'ERR_ABORTED' || name === 'AbortError';
 }
