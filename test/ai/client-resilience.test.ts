@@ -255,6 +255,20 @@ describe('rate limits', () => {
     expect(requests()).toBe(before);
   });
 
+  test('a limit naming no configured provider is ERR_INVALID_ARGUMENT naming it', () => {
+    for (const key of ['opneai', 'nobody/gpt-4o', 'openai/']) {
+      let err: unknown;
+      try {
+        make({ limits: { openai: { rpm: 1 }, [key]: { rpm: 1 } } });
+      } catch (e) {
+        err = e;
+      }
+      expect(err, key).toBeInstanceOf(MyelinError);
+      expect((err as MyelinError).code).toBe('ERR_INVALID_ARGUMENT');
+      expect((err as MyelinError).message).toContain(key);
+    }
+  });
+
   test('bad priority is ERR_INVALID_ARGUMENT', async () => {
     const ai = make();
     await expect(ai.chat(hello(TARGETS.openai, { priority: 'urgent' as never }))).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT' });

@@ -354,6 +354,11 @@ export function resolveOptions(o: unknown): ResolvedOptions {
   });
   const limits = optionalObject<Record<string, LimitOptions>>('limits', o.limits, (l) => {
     for (const [name, v] of Object.entries(l)) {
+      // A limit nobody's calls pass through would be a silent no-op (a typo, a renamed provider).
+      const owner = providers.has(name) ? name : splitTarget(name)?.provider;
+      if (owner === undefined || !providers.has(owner)) {
+        throw invalidArgument(`AIClient: limits['${name}'] names no configured provider: a key is a provider name or 'provider/model'`);
+      }
       if (!isObject(v)) throw invalidArgument(`AIClient: limits.${name} must be { rpm?, tpm? }`);
       num(`limits.${name}.rpm`, v.rpm, 1, { above: 0 });
       num(`limits.${name}.tpm`, v.tpm, 1, { above: 0 });
