@@ -57,6 +57,9 @@ export function hashKey(key: string): number {
   return h >>> 0;
 }
 
+/** True when some whole token of `pattern` is `*` or `>`: only those go to the trie.
+ * As in NATS, `*` and `>` inside a longer token (`foo*`, `a.>b`) are literal, so such
+ * a pattern is exact. Decides the table, not validity: both paths validate natively. */
 export function isWildcardPattern(pattern: string): boolean {
   return pattern === '*' || pattern === '>' || pattern.startsWith('*.') || pattern.startsWith('>.') ||
     pattern.endsWith('.*') || pattern.endsWith('.>') || pattern.includes('.*.') || pattern.includes('.>.');

@@ -9,14 +9,14 @@ namespace {
 
 // Byte classes for the single validation pass. A table keeps the per-byte work to
 // one load and one compare, which matters because every cache miss in
-// SubjectMatcher::Match validates its subject.
-enum ByteClass : uint8_t { kLiteral = 0, kDot, kWild, kBad };
+// SubjectMatcher::Match validates its subject. '*' and '>' are not a class of their
+// own: they are ordinary bytes unless a token is exactly one of them, which the
+// token-end check below decides.
+enum ByteClass : uint8_t { kLiteral = 0, kDot, kBad };
 
 constexpr std::array<uint8_t, 256> MakeClassTable() {
   std::array<uint8_t, 256> t{};
   t[static_cast<uint8_t>('.')] = kDot;
-  t[static_cast<uint8_t>('*')] = kWild;
-  t[static_cast<uint8_t>('>')] = kWild;
   for (unsigned char c : {'\0', ' ', '\t', '\r', '\n', '\f', '\v'}) t[c] = kBad;
   return t;
 }
@@ -30,24 +30,20 @@ Status ValidateSubject(std::string_view s, SubjectKind kind) noexcept {
   if (s.size() > kMaxSubjectBytes) return Status::kSubjectTooLong;
   const std::size_t n = s.size();
   std::size_t token_start = 0;
-  bool token_has_wild = false;
   // i == n acts as a final virtual '.', so the last token is checked by the same code.
   for (std::size_t i = 0; i <= n; ++i) {
     const uint8_t cls = i == n ? static_cast<uint8_t>(kDot) : kClass[static_cast<uint8_t>(s[i])];
     if (cls == kLiteral) continue;
-    if (cls == kWild) {
-      token_has_wild = true;
-      continue;
-    }
     if (cls == kBad) return Status::kInvalidSubject;
     const std::size_t len = i - token_start;
     if (len == 0) return Status::kInvalidSubject;
-    if (token_has_wild) {
-      if (len != 1 || kind == SubjectKind::kPublish) return Status::kInvalidSubject;
-      if (s[token_start] == '>' && i != n) return Status::kInvalidSubject;
+    if (len == 1) {
+      const std::string_view token = s.substr(token_start, 1);
+      const bool star = IsAnyTokenWildcard(token), tail = IsTailWildcard(token);
+      if ((star || tail) && kind == SubjectKind::kPublish) return Status::kInvalidSubject;
+      if (tail && i != n) return Status::kInvalidSubject;
     }
     token_start = i + 1;
-    token_has_wild = false;
   }
   return Status::kOk;
 }

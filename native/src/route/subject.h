@@ -1,18 +1,21 @@
-// NATS-style subjects: '.' separates tokens. In a pattern, "*" stands for exactly one
-// token and ">" (only as the last token) for one or more remaining tokens. A publish
-// subject is all literal tokens.
+// NATS subjects: '.' separates tokens. In a pattern, the token "*" stands for exactly
+// one token and the token ">" (only as the last token) for one or more remaining
+// tokens. As in NATS, '*' and '>' are wildcards only as whole tokens: inside a longer
+// token ("foo*", "a.*bar", ">x", "a.>>") they are ordinary bytes, valid in publish
+// subjects and patterns alike, and such a token matches only itself.
 //
 // Grammar enforced by ValidateSubject, for both kinds:
 //   - 1..kMaxSubjectBytes bytes (longer is kSubjectTooLong, everything else that
 //     fails is kInvalidSubject);
-//   - no empty token ("a..b", ".a", "a.");
-//   - no ASCII whitespace (space, \t, \r, \n, \f, \v) and no NUL anywhere;
-//   - '*' and '>' appear only as whole one-byte tokens: "a.b*" and "a.>b" are
-//     rejected rather than read as literals, so a subject never looks like a
-//     wildcard to one reader and a literal to another;
-//   - ">" only as the last token;
-//   - kPublish accepts no wildcard token at all.
-// Any other byte (including non-ASCII UTF-8) is part of a literal token.
+//   - no empty token ("a..b", ".a", "a.", ".");
+//   - no ASCII whitespace (space, \t, \r, \n, \f, \v) and no NUL anywhere (NATS
+//     rejects the first five; \v, and NUL where NATS does not check runes, are
+//     myelin's stricter rule);
+//   - the token ">" only as the last token;
+//   - kPublish accepts no wildcard token ("*" or ">") at all.
+// Any other byte (including non-ASCII UTF-8) is part of a literal token. The NATS
+// server's sublist test vectors for these rules are restated in test/subjects.test.ts
+// and native/tests/route_test.cc.
 #pragma once
 
 #include <cstddef>
@@ -57,8 +60,7 @@ class SubjectTokenizer {
   bool done_;
 };
 
-// True for the one-token wildcards. Only meaningful on tokens of a validated pattern,
-// where '*' and '>' never occur inside a longer token.
+// True for the whole-token wildcards; a longer token holding '*' or '>' is a literal.
 constexpr bool IsAnyTokenWildcard(std::string_view token) noexcept {
   return token.size() == 1 && token[0] == '*';
 }

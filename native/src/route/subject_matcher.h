@@ -8,8 +8,10 @@
 // Structure: a trie over tokens. Each node has literal children in an open-addressing
 // table keyed by token hash (lookups take a string_view and allocate nothing), one
 // "*" child, the ids of patterns ending at the node, and the ids of patterns whose
-// next and last token is ">". A Match walks every branch that can apply, which is
-// bounded by the trie size because each node is reached by exactly one path.
+// next and last token is ">". Only the whole tokens "*" and ">" are wildcards: "a*",
+// ">b" or "**" is a literal child like any other, in patterns and subjects. A Match
+// walks every branch that can apply, which is bounded by the trie size because each
+// node is reached by exactly one path.
 //
 // Result cache: exact subject bytes -> sorted id list, bounded by entry count.
 // Subscribe/Unsubscribe invalidate it in O(1) by bumping a generation; a stale entry
@@ -71,7 +73,8 @@ class SubjectMatcher {
   // An invalid pattern is reported as ValidateSubject would report it.
   Status Unsubscribe(std::string_view pattern, uint32_t id) noexcept;
 
-  // Validates subject as SubjectKind::kPublish (a wildcard is kInvalidSubject) and
+  // Validates subject as SubjectKind::kPublish (a wildcard token is kInvalidSubject;
+  // '*' or '>' inside a longer token is literal and matches only itself) and
   // stores the matching ids in *out (see MatchResult for its lifetime). A null out is
   // kInvalidArgument. A cache hit allocates nothing.
   Status Match(std::string_view subject, MatchResult* out) noexcept;
