@@ -2,10 +2,13 @@
 //
 // The input is split on '\n' (never valid inside a subject) into up to 16 lines.
 // Each line is validated as both kinds and checked against a reference validator
-// written from the grammar in subject.h. Lines that are valid patterns are
+// written from the grammar in subject.h, where, as in NATS, '*' and '>' are wildcards
+// only as whole tokens; a line is a valid publish subject exactly when it is a valid
+// pattern without a wildcard token. Lines that are valid patterns are
 // subscribed to a small matcher (4-entry cache, so eviction runs constantly); every
-// valid publish line, plus a few subjects derived from each pattern, is then matched
-// cached and uncached and compared with a brute-force matcher, before and after
+// valid publish line, plus a few subjects derived from each pattern (including decoys
+// for tokens like "foo*" that hold '*' or '>' without being a wildcard), is then
+// matched cached and uncached and compared with a brute-force matcher, before and after
 // unsubscribing half the patterns and then all of them. Any disagreement traps.
 #include <cstddef>
 #include <cstdint>
@@ -54,12 +57,19 @@ Status RefValidate(std::string_view s, SubjectKind kind) {
         return Status::kInvalidSubject;
       }
     }
+    // Whole tokens only: "a*" or ">b" is literal, valid for both kinds.
     const bool star = t == "*", tail = t == ">";
-    if (!star && !tail && t.find_first_of("*>") != std::string_view::npos) return Status::kInvalidSubject;
     if ((star || tail) && kind == SubjectKind::kPublish) return Status::kInvalidSubject;
     if (tail && i + 1 != tokens.size()) return Status::kInvalidSubject;
   }
   return Status::kOk;
+}
+
+bool HasWildcardToken(std::string_view s) {
+  for (std::string_view t : Split(s, '.')) {
+    if (t == "*" || t == ">") return true;
+  }
+  return false;
 }
 
 bool RefMatch(std::string_view pattern, std::string_view subject) {
@@ -93,9 +103,11 @@ void CheckMatch(SubjectMatcher& m, const std::vector<Sub>& subs, std::string_vie
 }
 
 // Publish subjects a pattern should and should not reach: wildcards filled in with
-// literals, and ">" given one and two tokens.
+// literals, ">" given one and two tokens, and a decoy in which each token that holds
+// '*' or '>' without being one loses those bytes ("foo*" -> "foo", ">>" -> "w"), which
+// a reader taking wildcards by the byte would wrongly match.
 void DeriveSubjects(std::string_view pattern, std::vector<std::string>* out) {
-  std::string one, two, shorter;
+  std::string one, two, shorter, decoy;
   const std::vector<std::string_view> tokens = Split(pattern, '.');
   for (size_t i = 0; i < tokens.size(); ++i) {
     const std::string_view t = tokens[i];
@@ -104,8 +116,14 @@ void DeriveSubjects(std::string_view pattern, std::vector<std::string>* out) {
     one += sep + lit;
     two += sep + (t == ">" ? std::string("x.y") : lit);
     if (i + 1 < tokens.size()) shorter += sep + lit;
+    std::string stripped;
+    for (char c : lit) {
+      if (c != '*' && c != '>') stripped += c;
+    }
+    decoy += sep + (stripped.empty() ? std::string("w") : stripped);
   }
-  for (std::string* s : {&one, &two, &shorter}) {
+  if (decoy == one) decoy.clear();  // no such token: nothing to decoy (empty is invalid)
+  for (std::string* s : {&one, &two, &shorter, &decoy}) {
     if (myelin::ValidateSubject(*s, SubjectKind::kPublish) == Status::kOk) out->push_back(*s);
   }
 }
@@ -127,6 +145,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     FUZZ_ASSERT(pub == RefValidate(line, SubjectKind::kPublish));
     FUZZ_ASSERT(pat == RefValidate(line, SubjectKind::kPattern));
     FUZZ_ASSERT(pub != Status::kOk || pat == Status::kOk);  // publish is a subset
+    if (pat == Status::kOk) FUZZ_ASSERT((pub == Status::kOk) == !HasWildcardToken(line));
 
     const uint32_t id = static_cast<uint32_t>(i % 5);  // repeats exercise dedup
     const Status sub = m.Subscribe(line, id);
