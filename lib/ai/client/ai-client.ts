@@ -18,6 +18,7 @@
 //   model-router.ts the one routing mechanism: alias -> targets by fallback, weighted or least-latency
 //   failure.ts      how a failure is described: retryable or not, and whether breakers count it
 //   guards.ts       per attempt: the target's circuit breaker, then its rate limits
+//   limit-store.ts  with Redis limits: store failures counted (stats().limits) and announced
 //   ../resilience/hedge.ts  for aliases with hedgeAfterMs: targets raced, first answer wins
 //   session.ts      ai.session(): history in the store, trimmed, kept on one target
 //                   (../session/affinity.ts) while that target's breaker is not open
@@ -30,6 +31,7 @@ import { countMessages, countTokens } from '../session/token-count.js';
 import { type CachePlan, type CacheStats, ResponseCache, StreamCapture } from './cache-layer.js';
 import { aiError, type AIError, countsAsBreakerFailure, isRetryable, tag } from './failure.js';
 import { type Guard, type GuardInput, Guards } from './guards.js';
+import { LimitStoreHealth, type LimitStoreStats } from './limit-store.js';
 import { LiveStream } from './live-stream.js';
 import { ModelRouter, type Target } from './model-router.js';
 import { type AIClientOptions, checkHeaders, type ProviderKind, type ResolvedOptions, resolveOptions } from './options.js';
@@ -69,6 +71,11 @@ export interface AIClientStats {
    * for retry backoff and for rate limits (overhead.ts says what a stream's covers).
    */
   overheadUs: OverheadStats;
+  /**
+   * Present when limits are shared through a Redis `store`: store failures, and what
+   * became of the calls that met them (limit-store.ts).
+   */
+  limits?: LimitStoreStats;
   /** Present when the client has a `metrics` sink: calls into it that threw (each ignored). */
   metrics?: { errors: number };
 }
@@ -102,6 +109,7 @@ export class AIClient {
   readonly #affinity = new SessionAffinity();
   readonly #overhead = new OverheadHistogram();
   readonly #metrics: ClientMetrics | undefined;
+  readonly #storeHealth: LimitStoreHealth | undefined;
   #sessions: SessionStore | undefined;
   #redisClient: Redis | undefined;
   #closed = false;
@@ -118,10 +126,12 @@ export class AIClient {
     const m = o.metrics ? new ClientMetrics(o.metrics, o) : undefined;
     this.#metrics = m;
     const prefix = o.store?.prefix ?? 'myelin:';
+    this.#storeHealth = o.store && o.limits ? new LimitStoreHealth(m && ((limit, outcome) => m.limitStoreError(limit, outcome))) : undefined;
     this.#guards = new Guards({
       breaker: o.breaker,
       limits: o.limits,
       redis: o.store ? () => this.#redis() : undefined,
+      storeHealth: this.#storeHealth,
       prefix,
       onBreakerState: m && ((target, state) => m.breaker(target, state)),
     });
@@ -132,7 +142,8 @@ export class AIClient {
   #redis(): Redis {
     if (!this.#redisClient) {
       this.#redisClient = new Redis(this.#o.store!.redis, { lazyConnect: true, maxRetriesPerRequest: 2 });
-      // Failures surface on the commands (cache: a miss; limits: fail open; sessions: the error).
+      // Failures surface on the commands (cache: a miss; limits: their onStoreError, counted
+      // and announced by limit-store.ts; sessions: the error).
       this.#redisClient.on('error', () => undefined);
     }
     return this.#redisClient;
@@ -482,6 +493,7 @@ export class AIClient {
     }
     const out: AIClientStats = { targets, pools: this.#transport.stats(), overheadUs: this.#overhead.stats() };
     if (this.#cache) out.cache = { ...this.#cache.counts };
+    if (this.#storeHealth) out.limits = { ...this.#storeHealth.counts };
     if (this.#metrics) out.metrics = { errors: this.#metrics.errors };
     return out;
   }

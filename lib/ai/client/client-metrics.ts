@@ -11,6 +11,8 @@
 //   ai_breaker_state{target}                0 closed, 1 half-open, 2 open; set on every change
 //   ai_cache_total{result}                  result: hit | miss | shared
 //   ai_overhead_seconds                     time inside myelin per call (the values of stats().overheadUs)
+//   ai_limit_store_errors_total{limit,outcome}  failed calls to the Redis limit store, by limits key and
+//                                           outcome: admitted | refused | refund-lost (stats().limits)
 //
 // The per-target figures are recorded where TargetCounters (stats().targets) records,
 // so the two always agree.
@@ -26,6 +28,7 @@
 // otherwise ignored. Recording costs one call per instrument with a cached label object.
 import { ErrorCodes } from '../../internal/codes.js';
 import type { CounterHandle, GaugeHandle, HistogramHandle, MetricLabels, MetricsSink } from '../../internal/metrics-sink.js';
+import type { StoreErrorOutcome } from '../limits/redis-rate-limiter.js';
 import type { BreakerState } from '../resilience/circuit-breaker.js';
 import type { ResolvedOptions } from './options.js';
 
@@ -68,6 +71,8 @@ export class ClientMetrics {
   readonly #breaker: GaugeHandle | undefined;
   readonly #cache: CounterHandle | undefined;
   readonly #overhead: HistogramHandle | undefined;
+  readonly #limitStore: CounterHandle | undefined;
+  readonly #limitStoreLabels = new Map<string, MetricLabels>();
   readonly #configured: Set<string>;
   readonly #labels = new Map<string, TargetLabels>();
   readonly #cacheLabels: Record<CacheResult, MetricLabels> = { hit: { result: 'hit' }, miss: { result: 'miss' }, shared: { result: 'shared' } };
@@ -95,6 +100,22 @@ export class ClientMetrics {
       () => sink.histogram('ai_overhead_seconds', { help: 'Time spent inside myelin per AI call, upstream and deliberate waits excluded', labelNames: [], buckets: OVERHEAD_BUCKETS }),
       'observe',
     );
+    this.#limitStore = this.#make(
+      () =>
+        sink.counter('ai_limit_store_errors_total', {
+          help: 'Failed calls to the Redis store of the rate limits, by limits key and outcome (admitted, refused, refund-lost)',
+          labelNames: ['limit', 'outcome'],
+        }),
+      'inc',
+    );
+  }
+
+  /** Label values are bounded: `limit` is a key of the `limits` option, `outcome` one of three. */
+  limitStoreError(limit: string, outcome: StoreErrorOutcome): void {
+    const k = `${outcome} ${limit}`;
+    let l = this.#limitStoreLabels.get(k);
+    if (!l) this.#limitStoreLabels.set(k, (l = { limit, outcome }));
+    this.#inc(this.#limitStore, l, 1);
   }
 
   /** The recorder TargetCounters calls for `key`. */

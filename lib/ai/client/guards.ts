@@ -3,7 +3,9 @@
 //      (not retried on this target; the dispatcher moves on to the next one);
 //   2. the rate limits that cover the target: `limits[provider]` and `limits['provider/model']`,
 //      each reserved for 1 request and an estimate of its tokens, waiting in priority
-//      order up to the call's deadline (AI-WIRE failure cases 5 and 6).
+//      order up to the call's deadline (AI-WIRE failure cases 5 and 6). With a Redis store
+//      the limits are shared; when the store fails, each limit admits or refuses by its
+//      onStoreError, and limit-store.ts counts and announces it.
 // A Guard is the attempt's ticket: `done(tokens)` settles the reservations with the real
 // usage and reports success; `fail(err)` reports the failure to the breaker (only what
 // countsAsBreakerFailure says counts; aborts and lost hedges release the permit) and
@@ -17,6 +19,7 @@ import { type BreakerPermit, type BreakerState, CircuitBreaker } from '../resili
 import { type AIError, aiError, countsAsBreakerFailure } from './failure.js';
 import type { Target } from './model-router.js';
 import type { BreakerOptions, LimitOptions } from './options.js';
+import type { LimitStoreHealth } from './limit-store.js';
 import type { CallClock } from './overhead.js';
 
 export interface GuardInput {
@@ -41,6 +44,8 @@ export interface GuardsOptions {
   limits: Record<string, LimitOptions> | undefined;
   /** Present when limits are shared through Redis. */
   redis: (() => Redis) | undefined;
+  /** Hears every store failure and success of the shared limits (with `redis`). */
+  storeHealth?: LimitStoreHealth | undefined;
   prefix: string;
   /** Called with a target's breaker state when its breaker is created and on every change. */
   onBreakerState?: ((target: string, state: BreakerState) => void) | undefined;
@@ -150,8 +155,18 @@ export class Guards {
       let limiter = this.#limiters.get(key);
       if (!limiter) {
         const redis = this.#o.redis;
+        const health = this.#o.storeHealth;
         limiter = redis
-          ? new RedisRateLimiter({ redis: redis(), key, prefix: `${this.#o.prefix}rl:`, rpm: l.rpm, tpm: l.tpm })
+          ? new RedisRateLimiter({
+              redis: redis(),
+              key,
+              prefix: `${this.#o.prefix}rl:`,
+              rpm: l.rpm,
+              tpm: l.tpm,
+              onStoreError: l.onStoreError,
+              onError: health && ((err, outcome) => health.error(key, err, outcome)),
+              onStoreOk: health && (() => health.ok()),
+            })
           : new RateLimiter({ key, rpm: l.rpm, tpm: l.tpm });
         this.#limiters.set(key, limiter);
       }

@@ -65,6 +65,17 @@ export interface BreakerOptions {
 export interface LimitOptions {
   rpm?: number;
   tpm?: number;
+  /**
+   * With a Redis `store`, what a call does when the store fails: 'open' (default) goes
+   * ahead unlimited by this limit, 'closed' is refused with ERR_AI_RATE_LIMITED (the
+   * store error as its cause). Either way stats().limits counts it and
+   * `myelin:ai:limits:store-error` announces each outage. Without a store, unused.
+   * Open by default because the upstream enforces its own limits (a 429, retried after
+   * its retry-after): losing the store then costs some 429s, where 'closed' would turn
+   * a Redis outage into an outage of every limited call. Choose 'closed' for a limit
+   * that must hold (a spend cap shared by many replicas).
+   */
+  onStoreError?: 'open' | 'closed';
 }
 
 export interface CacheOptions {
@@ -362,6 +373,9 @@ export function resolveOptions(o: unknown): ResolvedOptions {
       if (!isObject(v)) throw invalidArgument(`AIClient: limits.${name} must be { rpm?, tpm? }`);
       num(`limits.${name}.rpm`, v.rpm, 1, { above: 0 });
       num(`limits.${name}.tpm`, v.tpm, 1, { above: 0 });
+      if (v.onStoreError !== undefined && v.onStoreError !== 'open' && v.onStoreError !== 'closed') {
+        throw invalidArgument(`AIClient: limits.${name}.onStoreError must be 'open' or 'closed'`);
+      }
     }
   });
   let cache: CacheOptions | false | undefined;

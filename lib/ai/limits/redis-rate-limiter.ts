@@ -61,6 +61,8 @@ return wait
 
 export const RATE_LIMIT_LUA_SHA1 = createHash('sha1').update(RATE_LIMIT_LUA).digest('hex');
 
+export type StoreErrorOutcome = 'admitted' | 'refused' | 'refund-lost';
+
 export interface RedisRateLimiterOptions {
   /** A connected ioredis client; the limiter never closes it. */
   redis: Redis;
@@ -76,8 +78,14 @@ export interface RedisRateLimiterOptions {
    * ERR_AI_RATE_LIMITED (cause attached).
    */
   onStoreError?: 'open' | 'closed';
-  /** Called with every Redis error, whatever onStoreError says. */
-  onError?: (err: unknown) => void;
+  /**
+   * Called with every Redis error, whatever onStoreError says, and what became of the
+   * call: a request admitted without the store ('admitted'), refused ('refused'), or a
+   * refund that was lost ('refund-lost').
+   */
+  onError?: (err: unknown, outcome: StoreErrorOutcome) => void;
+  /** Called after every store call that succeeded (ends an outage for whoever counts them). */
+  onStoreOk?: () => void;
   /** Upper bound of the random delay added to each poll. Default 20 ms. */
   pollJitterMs?: number;
   now?: () => number;
@@ -100,7 +108,8 @@ export class RedisRateLimiter implements Limiter {
   readonly #tpm: number;
   readonly #queue: AdmissionQueue;
   readonly #failOpen: boolean;
-  readonly #onError: ((err: unknown) => void) | undefined;
+  readonly #onError: ((err: unknown, outcome: StoreErrorOutcome) => void) | undefined;
+  readonly #onOk: (() => void) | undefined;
   readonly #jitter: number;
   readonly #rng: () => number;
 
@@ -114,7 +123,11 @@ export class RedisRateLimiter implements Limiter {
     this.redisKey = `${options.prefix ?? 'myelin:rl:'}${options.key}`;
     this.#redis = options.redis;
     this.#failOpen = (options.onStoreError ?? 'open') === 'open';
+    if (options.onStoreError !== undefined && options.onStoreError !== 'open' && options.onStoreError !== 'closed') {
+      throw invalidArgument(`onStoreError must be 'open' or 'closed', got ${String(options.onStoreError)}`);
+    }
     this.#onError = options.onError;
+    this.#onOk = options.onStoreOk;
     this.#jitter = options.pollJitterMs ?? 20;
     this.#rng = options.rng ?? Math.random;
     this.#queue = new AdmissionQueue(
@@ -142,12 +155,15 @@ export class RedisRateLimiter implements Limiter {
   /** Runs the script: EVALSHA, and EVAL once when the server does not have it cached. */
   async #eval(mode: 'take' | 'adjust', requests: number, tokens: number): Promise<number> {
     const args = [this.#rpm, this.#tpm, mode, requests, tokens];
+    let out: number;
     try {
-      return Number(await this.#redis.evalsha(RATE_LIMIT_LUA_SHA1, 1, this.redisKey, ...args));
+      out = Number(await this.#redis.evalsha(RATE_LIMIT_LUA_SHA1, 1, this.redisKey, ...args));
     } catch (err) {
       if (!String((err as Error)?.message).startsWith('NOSCRIPT')) throw err;
-      return Number(await this.#redis.eval(RATE_LIMIT_LUA, 1, this.redisKey, ...args));
+      out = Number(await this.#redis.eval(RATE_LIMIT_LUA, 1, this.redisKey, ...args));
     }
+    this.#onOk?.();
+    return out;
   }
 
   async #take(tokens: number): Promise<number> {
@@ -155,7 +171,7 @@ export class RedisRateLimiter implements Limiter {
       const wait = await this.#eval('take', 1, tokens);
       return wait === 0 ? 0 : wait + Math.floor(this.#rng() * Math.min(this.#jitter, wait));
     } catch (err) {
-      this.#onError?.(err);
+      this.#onError?.(err, this.#failOpen ? 'admitted' : 'refused');
       if (this.#failOpen) return 0;
       throw new MyelinError('ERR_AI_RATE_LIMITED', `shared rate limit ${this.key}: the limit store failed`, { cause: err, limit: this.key });
     }
@@ -166,7 +182,7 @@ export class RedisRateLimiter implements Limiter {
       await this.#eval('adjust', requests, tokens);
     } catch (err) {
       // A lost refund only makes the limit a little stricter until the bucket refills.
-      this.#onError?.(err);
+      this.#onError?.(err, 'refund-lost');
     }
   }
 }
