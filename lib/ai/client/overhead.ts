@@ -1,5 +1,6 @@
 // Time spent inside myelin per call ("overhead"), recorded into a native HDR histogram
-// and read by ai.stats().overheadUs.
+// (or, where the addon cannot load, its pure-JS twin: internal/histogram.ts
+// createLocalHistogram) and read by ai.stats().overheadUs.
 //
 // overhead = the call's wall time - time spent waiting, where waiting is:
 //   - upstream I/O: from handing a request to undici until its response headers, and
@@ -19,7 +20,7 @@
 // work on the event loop: that is time the process, not the upstream, cost the call.
 //
 // Cost: two performance.now() reads per wait, one at the start, one at the end.
-import { HistogramRecorder, createHistogram } from '../../internal/histogram.js';
+import { HistogramRecorder, createLocalHistogram } from '../../internal/histogram.js';
 
 export interface OverheadStats {
   p50: number;
@@ -91,7 +92,7 @@ export class CallClock {
 
 /** One histogram per client, recorded from the client's thread without an N-API call. */
 export class OverheadHistogram {
-  readonly #rec = new HistogramRecorder(createHistogram());
+  readonly #rec = new HistogramRecorder(createLocalHistogram());
   #closed = false;
 
   /** Records the call's overhead; returns it in ms (undefined after close()). */
