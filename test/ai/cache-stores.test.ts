@@ -6,6 +6,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest
 import { MemoryCache, RedisCache, SingleFlight, StreamRecorder, replay, type CachePart } from '../../lib/ai/cache/exact-cache.js';
 import { MyelinError } from '../../lib/errors.js';
 import { expectCode, expectRejectCode } from '../helpers.js';
+import { requireRedis } from './services.js';
 
 afterEach(() => {
   vi.useRealTimers();
@@ -64,10 +65,11 @@ describe('RedisCache', () => {
   const prefix = `myelin-test:cache:${randomUUID()}:`;
   let redis: Redis;
   beforeAll(async () => {
+    await requireRedis();
     redis = new Redis({ host: '127.0.0.1', port: 6379 });
-    await redis.ping();
   });
   afterAll(async () => {
+    if (!redis) return;
     const keys = await redis.keys(`${prefix}*`);
     if (keys.length > 0) await redis.del(...keys);
     redis.disconnect();

@@ -10,13 +10,18 @@ import { AIClient, type StreamPart } from '../../lib/ai/client/index.js';
 import { MyelinError } from '../../lib/errors.js';
 import { UpstreamSimulator } from '../../lib/ai/simulator/index.js';
 import { KEY, TARGETS, client, drain, hello, providers, rejection, until } from './client-fixtures.js';
+import { requireRedis } from './services.js';
 
 let sim: UpstreamSimulator;
 let url: string;
 const open: AIClient[] = [];
 const prefix = `myelin-test:${randomUUID()}:`;
 
+let redisUp = false;
+
 beforeAll(async () => {
+  await requireRedis();
+  redisUp = true;
   sim = new UpstreamSimulator({ apiKey: KEY, tokens: 12 });
   url = (await sim.listen(0)).url;
 });
@@ -24,7 +29,8 @@ afterEach(async () => {
   await Promise.all(open.splice(0).map((c) => c.close()));
 });
 afterAll(async () => {
-  await sim.close();
+  await sim?.close();
+  if (!redisUp) return;
   const redis = new Redis({ host: '127.0.0.1', port: 6379 });
   const keys = await redis.keys(`${prefix}*`);
   if (keys.length > 0) await redis.del(...keys);

@@ -8,16 +8,18 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RATE_LIMIT_LUA, RATE_LIMIT_LUA_SHA1, RedisRateLimiter } from '../../lib/ai/limits/redis-rate-limiter.js';
 import { expectCode, expectRejectCode } from '../helpers.js';
+import { requireRedis } from './services.js';
 
 const prefix = `myelin-test:rl:${randomUUID()}:`;
 let redis: Redis;
 
 beforeAll(async () => {
+  await requireRedis();
   redis = new Redis({ host: '127.0.0.1', port: 6379 });
-  await redis.ping();
 });
 
 afterAll(async () => {
+  if (!redis) return;
   const keys = await redis.keys(`${prefix}*`);
   if (keys.length > 0) await redis.del(...keys);
   redis.disconnect();

@@ -15,13 +15,14 @@ export const REDIS_URL = `redis://${REDIS_HOST}:${REDIS_PORT}`;
  */
 export async function requireRedis(): Promise<void> {
   const r = new Redis({ host: REDIS_HOST, port: REDIS_PORT, lazyConnect: true, connectTimeout: 1000, maxRetriesPerRequest: 0, retryStrategy: () => null });
-  r.on('error', () => undefined);
+  let first: Error | undefined;
+  r.on('error', (e: Error) => (first ??= e));
   try {
     await r.connect();
     await r.ping();
   } catch (err) {
     throw new Error(
-      `Redis at ${REDIS_HOST}:${REDIS_PORT} is not reachable: start it (redis-server) — CI's .ci/run starts it (${(err as Error).message})`,
+      `Redis at ${REDIS_HOST}:${REDIS_PORT} is not reachable: start it (redis-server) — CI's .ci/run starts it (${(first ?? (err as Error)).message})`,
     );
   } finally {
     r.disconnect();
