@@ -119,9 +119,11 @@ describe('redirects', () => {
     const raw = await rawServer((_req, res) => res.end('{}'));
     const ai = client(url);
     try {
-      const req = { ...hello(TARGETS.openai), baseURL: raw.url, api_base: raw.url, apiKey: 'other', host: 'evil' } as never;
-      const r = await ai.chat(req);
-      expect(r.provider).toBe('openai');
+      for (const field of ['baseURL', 'api_base', 'apiKey', 'host']) {
+        const req = { ...hello(TARGETS.openai), [field]: field === 'apiKey' ? 'other' : raw.url } as never;
+        expect((await rejection(ai.chat(req))).code).toBe('ERR_INVALID_ARGUMENT');
+        expect(() => ai.stream(req)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT' }));
+      }
       expect(raw.requests).toHaveLength(0);
     } finally {
       await ai.close();

@@ -34,7 +34,7 @@ import { type Guard, type GuardInput, Guards } from './guards.js';
 import { LimitStoreHealth, type LimitStoreStats } from './limit-store.js';
 import { LiveStream } from './live-stream.js';
 import { ModelRouter, type Target } from './model-router.js';
-import { type AIClientOptions, checkHeaders, type ProviderKind, type ResolvedOptions, resolveOptions } from './options.js';
+import { type AIClientOptions, checkHeaders, onlyKnown, type ProviderKind, type ResolvedOptions, resolveOptions } from './options.js';
 import { ClientMetrics } from './client-metrics.js';
 import { CallClock, OverheadHistogram, type OverheadStats } from './overhead.js';
 import { anthropic } from './providers/anthropic.js';
@@ -462,6 +462,9 @@ export class AIClient {
   /** Model ids the provider lists (OpenAI /models, Anthropic /v1/models, Ollama /api/tags). */
   async models(provider: string, options: { signal?: AbortSignal } = {}): Promise<string[]> {
     this.#checkOpen();
+    if (options === null || typeof options !== 'object') throw new MyelinError('ERR_INVALID_ARGUMENT', 'models: options must be { signal? }');
+    onlyKnown('models', options as Record<string, unknown>, ['signal']);
+    if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) throw new MyelinError('ERR_INVALID_ARGUMENT', 'models: signal must be an AbortSignal');
     const p = this.#o.providers.get(provider);
     if (!p) throw new MyelinError('ERR_INVALID_ARGUMENT', `models: provider '${provider}' is not configured`);
     const adapter = ADAPTERS[p.kind];

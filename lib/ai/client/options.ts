@@ -1,5 +1,8 @@
 // AIClient options: their types, defaults and validation. Every bad option throws
-// ERR_INVALID_ARGUMENT naming it; a key is never quoted in a message.
+// ERR_INVALID_ARGUMENT naming it; a key is never quoted in a message. Unknown option
+// names are refused too (a typo such as `retires` must not silently mean "defaults").
+// Durations that arm a timer stop at TIMER_MAX_MS, where Node would fire at once
+// instead; TTLs and windows, which are only compared with clocks, at MAX_SAFE_INTEGER.
 import { invalidArgument } from '../../errors.js';
 import { isMetricsSink, type MetricsSink } from '../../internal/metrics-sink.js';
 
@@ -193,12 +196,26 @@ function isObject(v: unknown): v is Record<string, unknown> {
   return v !== null && typeof v === 'object' && !Array.isArray(v);
 }
 
+/** The longest delay setTimeout honours (2^31 - 1 ms, about 24.8 days). */
+export const TIMER_MAX_MS = 2_147_483_647;
+const TTL_MAX_MS = Number.MAX_SAFE_INTEGER;
+
+/** Refuses any own key of `o` not in `names`, naming it and the known ones. */
+export function onlyKnown(where: string, o: Record<string, unknown>, names: readonly string[]): void {
+  for (const k of Object.keys(o)) {
+    if (!names.includes(k)) {
+      const shown = k.length > 40 ? `${k.slice(0, 40)}...` : k;
+      throw invalidArgument(`${where}: unknown option '${shown}' (known: ${names.join(', ')})`);
+    }
+  }
+}
+
 function num(where: string, v: unknown, def: number, o: { min?: number; max?: number; integer?: boolean; above?: number } = {}): number {
   if (v === undefined) return def;
   const bad =
     typeof v !== 'number' ||
     !Number.isFinite(v) ||
-    (o.integer === true && !Number.isInteger(v)) ||
+    (o.integer === true && !Number.isSafeInteger(v)) ||
     (o.min !== undefined && v < o.min) ||
     (o.above !== undefined && v <= o.above) ||
     (o.max !== undefined && v > o.max);
@@ -229,6 +246,7 @@ export function checkHeaders(where: string, h: unknown): Record<string, string> 
 function provider(i: number, p: unknown): ResolvedProvider {
   const where = `AIClient: providers[${i}]`;
   if (!isObject(p)) throw invalidArgument(`${where} must be an object`);
+  onlyKnown(where, p, ['name', 'kind', 'baseURL', 'apiKey', 'headers', 'connections', 'anthropicVersion', 'defaultMaxTokens']);
   if (typeof p.name !== 'string' || !NAME.test(p.name)) throw invalidArgument(`${where}.name must be a non-empty string of letters, digits, '_', '.' or '-'`);
   if (typeof p.kind !== 'string' || !KINDS.includes(p.kind as ProviderKind)) {
     throw invalidArgument(`${where}.kind must be one of ${KINDS.join(', ')}`);
@@ -282,28 +300,45 @@ function route(name: string, r: unknown, providers: Map<string, ResolvedProvider
   };
   if (typeof r === 'string') return { strategy: 'fallback', targets: [{ target: checkTarget(r, where), weight: 1 }], hedgeAfterMs: undefined };
   if (!isObject(r)) throw invalidArgument(`${where} must be a 'provider/model' string or { strategy, targets }`);
+  onlyKnown(where, r, ['strategy', 'targets', 'hedgeAfterMs']);
   const strategy = (r.strategy ?? 'fallback') as Strategy;
   if (!STRATEGIES.includes(strategy)) throw invalidArgument(`${where}.strategy must be one of ${STRATEGIES.join(', ')}`);
-  const hedgeAfterMs = r.hedgeAfterMs === undefined ? undefined : num(`models.${name}.hedgeAfterMs`, r.hedgeAfterMs, 0, { min: 0 });
+  const hedgeAfterMs = r.hedgeAfterMs === undefined ? undefined : num(`models.${name}.hedgeAfterMs`, r.hedgeAfterMs, 0, { min: 0, max: TIMER_MAX_MS });
   if (!Array.isArray(r.targets) || r.targets.length === 0) throw invalidArgument(`${where}.targets must be a non-empty array`);
   const targets = r.targets.map((t: unknown, i: number) => {
     const w = `${where}.targets[${i}]`;
     if (typeof t === 'string') return { target: checkTarget(t, w), weight: 1 };
     if (!isObject(t)) throw invalidArgument(`${w} must be a 'provider/model' string or { target, weight }`);
+    onlyKnown(w, t, ['target', 'weight']);
     return { target: checkTarget(t.target, `${w}.target`), weight: num(`${w}.weight`, t.weight, 1, { above: 0 }) };
   });
   return { strategy, targets, hedgeAfterMs };
 }
 
-function optionalObject<T>(name: string, v: unknown, check: (o: Record<string, unknown>) => void): T | undefined {
+function optionalObject<T>(name: string, v: unknown, check: (o: Record<string, unknown>) => void, names?: readonly string[]): T | undefined {
   if (v === undefined) return undefined;
   if (!isObject(v)) throw invalidArgument(`AIClient: ${name} must be an object`);
+  if (names) onlyKnown(`AIClient: ${name}`, v, names);
   check(v);
   return Object.freeze({ ...v }) as T;
 }
 
 export function resolveOptions(o: unknown): ResolvedOptions {
   if (!isObject(o)) throw invalidArgument('AIClient: options must be an object');
+  onlyKnown('AIClient: options', o, [
+    'providers',
+    'models',
+    'retry',
+    'timeouts',
+    'prices',
+    'maxResponseSize',
+    'breaker',
+    'limits',
+    'cache',
+    'store',
+    'sessionTtlMs',
+    'metrics',
+  ]);
   if (!Array.isArray(o.providers) || o.providers.length === 0) throw invalidArgument('AIClient: providers must be a non-empty array');
   const providers = new Map<string, ResolvedProvider>();
   o.providers.forEach((p: unknown, i: number) => {
@@ -321,23 +356,25 @@ export function resolveOptions(o: unknown): ResolvedOptions {
     }
   }
 
-  const ro = o.retry ?? {};
+  const ro = o.retry === undefined ? {} : o.retry;
   if (!isObject(ro)) throw invalidArgument('AIClient: retry must be an object');
+  onlyKnown('AIClient: retry', ro, ['attempts', 'minDelayMs', 'maxDelayMs', 'deadlineMs']);
   const retry: ResolvedRetry = {
     attempts: num('retry.attempts', ro.attempts, 3, { min: 1, max: 100, integer: true }),
-    minDelayMs: num('retry.minDelayMs', ro.minDelayMs, 200, { min: 0 }),
-    maxDelayMs: num('retry.maxDelayMs', ro.maxDelayMs, 8000, { min: 0 }),
-    deadlineMs: num('retry.deadlineMs', ro.deadlineMs, 60_000, { above: 0 }),
+    minDelayMs: num('retry.minDelayMs', ro.minDelayMs, 200, { min: 0, max: TIMER_MAX_MS }),
+    maxDelayMs: num('retry.maxDelayMs', ro.maxDelayMs, 8000, { min: 0, max: TIMER_MAX_MS }),
+    deadlineMs: num('retry.deadlineMs', ro.deadlineMs, 60_000, { above: 0, max: TIMER_MAX_MS }),
   };
   if (retry.maxDelayMs < retry.minDelayMs) throw invalidArgument('AIClient: retry.maxDelayMs must be >= retry.minDelayMs');
 
-  const to = o.timeouts ?? {};
+  const to = o.timeouts === undefined ? {} : o.timeouts;
   if (!isObject(to)) throw invalidArgument('AIClient: timeouts must be an object');
+  onlyKnown('AIClient: timeouts', to, ['requestMs', 'firstTokenMs', 'idleMs', 'connectMs']);
   const timeouts: ResolvedTimeouts = {
-    requestMs: num('timeouts.requestMs', to.requestMs, 60_000, { above: 0 }),
-    firstTokenMs: num('timeouts.firstTokenMs', to.firstTokenMs, 20_000, { above: 0 }),
-    idleMs: num('timeouts.idleMs', to.idleMs, 15_000, { above: 0 }),
-    connectMs: num('timeouts.connectMs', to.connectMs, 10_000, { above: 0 }),
+    requestMs: num('timeouts.requestMs', to.requestMs, 60_000, { above: 0, max: TIMER_MAX_MS }),
+    firstTokenMs: num('timeouts.firstTokenMs', to.firstTokenMs, 20_000, { above: 0, max: TIMER_MAX_MS }),
+    idleMs: num('timeouts.idleMs', to.idleMs, 15_000, { above: 0, max: TIMER_MAX_MS }),
+    connectMs: num('timeouts.connectMs', to.connectMs, 10_000, { above: 0, max: TIMER_MAX_MS }),
   };
 
   const prices = new Map<string, Price>();
@@ -346,6 +383,7 @@ export function resolveOptions(o: unknown): ResolvedOptions {
     for (const [t, p] of Object.entries(o.prices)) {
       if (!splitTarget(t)) throw invalidArgument(`AIClient: prices key '${t}' must be 'provider/model'`);
       if (!isObject(p)) throw invalidArgument(`AIClient: prices['${t}'] must be { inputPerMTok, outputPerMTok }`);
+      onlyKnown(`AIClient: prices['${t}']`, p, ['inputPerMTok', 'outputPerMTok']);
       prices.set(t, {
         inputPerMTok: num(`prices['${t}'].inputPerMTok`, p.inputPerMTok, Number.NaN, { min: 0 }),
         outputPerMTok: num(`prices['${t}'].outputPerMTok`, p.outputPerMTok, Number.NaN, { min: 0 }),
@@ -357,12 +395,17 @@ export function resolveOptions(o: unknown): ResolvedOptions {
     }
   }
 
-  const breaker = optionalObject<BreakerOptions>('breaker', o.breaker, (b) => {
-    num('breaker.failureRate', b.failureRate, 0.5, { above: 0, max: 1 });
-    num('breaker.minRequests', b.minRequests, 20, { min: 1, integer: true });
-    num('breaker.windowMs', b.windowMs, 30_000, { above: 0 });
-    num('breaker.openMs', b.openMs, 15_000, { above: 0 });
-  });
+  const breaker = optionalObject<BreakerOptions>(
+    'breaker',
+    o.breaker,
+    (b) => {
+      num('breaker.failureRate', b.failureRate, 0.5, { above: 0, max: 1 });
+      num('breaker.minRequests', b.minRequests, 20, { min: 1, integer: true });
+      num('breaker.windowMs', b.windowMs, 30_000, { above: 0, max: TTL_MAX_MS });
+      num('breaker.openMs', b.openMs, 15_000, { above: 0, max: TTL_MAX_MS });
+    },
+    ['failureRate', 'minRequests', 'windowMs', 'openMs'],
+  );
   const limits = optionalObject<Record<string, LimitOptions>>('limits', o.limits, (l) => {
     for (const [name, v] of Object.entries(l)) {
       // A limit nobody's calls pass through would be a silent no-op (a typo, a renamed provider).
@@ -370,7 +413,8 @@ export function resolveOptions(o: unknown): ResolvedOptions {
       if (owner === undefined || !providers.has(owner)) {
         throw invalidArgument(`AIClient: limits['${name}'] names no configured provider: a key is a provider name or 'provider/model'`);
       }
-      if (!isObject(v)) throw invalidArgument(`AIClient: limits.${name} must be { rpm?, tpm? }`);
+      if (!isObject(v)) throw invalidArgument(`AIClient: limits.${name} must be { rpm?, tpm?, onStoreError? }`);
+      onlyKnown(`AIClient: limits.${name}`, v, ['rpm', 'tpm', 'onStoreError']);
       num(`limits.${name}.rpm`, v.rpm, 1, { above: 0 });
       num(`limits.${name}.tpm`, v.tpm, 1, { above: 0 });
       if (v.onStoreError !== undefined && v.onStoreError !== 'open' && v.onStoreError !== 'closed') {
@@ -381,15 +425,25 @@ export function resolveOptions(o: unknown): ResolvedOptions {
   let cache: CacheOptions | false | undefined;
   if (o.cache === false) cache = false;
   else {
-    cache = optionalObject<CacheOptions>('cache', o.cache, (c) => {
-      num('cache.ttlMs', c.ttlMs, 1, { above: 0 });
-      num('cache.maxEntries', c.maxEntries, 1, { min: 1, integer: true });
-    });
+    cache = optionalObject<CacheOptions>(
+      'cache',
+      o.cache,
+      (c) => {
+        num('cache.ttlMs', c.ttlMs, 1, { above: 0, max: TTL_MAX_MS });
+        num('cache.maxEntries', c.maxEntries, 1, { min: 1, integer: true });
+      },
+      ['ttlMs', 'maxEntries'],
+    );
   }
-  const store = optionalObject<StoreOptions>('store', o.store, (s) => {
-    if (typeof s.redis !== 'string' || s.redis === '') throw invalidArgument('AIClient: store.redis must be a redis:// URL string');
-    if (s.prefix !== undefined && typeof s.prefix !== 'string') throw invalidArgument('AIClient: store.prefix must be a string');
-  });
+  const store = optionalObject<StoreOptions>(
+    'store',
+    o.store,
+    (s) => {
+      if (typeof s.redis !== 'string' || s.redis === '') throw invalidArgument('AIClient: store.redis must be a redis:// URL string');
+      if (s.prefix !== undefined && typeof s.prefix !== 'string') throw invalidArgument('AIClient: store.prefix must be a string');
+    },
+    ['redis', 'prefix'],
+  );
   if (o.metrics !== undefined && !isMetricsSink(o.metrics)) {
     throw invalidArgument('AIClient: metrics must be a Metrics instance or a sink with counter(), gauge() and histogram() methods');
   }
@@ -404,7 +458,7 @@ export function resolveOptions(o: unknown): ResolvedOptions {
     limits,
     cache,
     store,
-    sessionTtlMs: num('sessionTtlMs', o.sessionTtlMs, 86_400_000, { above: 0 }),
+    sessionTtlMs: num('sessionTtlMs', o.sessionTtlMs, 86_400_000, { above: 0, max: TTL_MAX_MS }),
     metrics: o.metrics as MetricsSink | undefined,
   };
 }

@@ -1,8 +1,11 @@
 // Validation of chat and embed requests at the API boundary. Only the fields named in
-// ChatRequest are read; a base URL, host or key in a request is never looked at (LiteLLM
-// CVE-2024-6587: a body that picks the upstream is a server-side request forgery).
+// ChatRequest are accepted: any other name is ERR_INVALID_ARGUMENT, so a base URL, host
+// or key in a request can never pick the upstream (LiteLLM CVE-2024-6587: a body that
+// picks the upstream is a server-side request forgery), and a typo is not ignored.
+// Messages themselves are not restricted: they come back from providers with fields of
+// their own and go out again as they are.
 import { invalidArgument } from '../../errors.js';
-import { checkHeaders } from './options.js';
+import { checkHeaders, onlyKnown } from './options.js';
 import type { ChatMessage, ChatRequest, EmbedRequest } from './types.js';
 
 const ROLES = new Set(['system', 'developer', 'user', 'assistant', 'tool']);
@@ -13,7 +16,7 @@ function isObject(v: unknown): v is Record<string, unknown> {
 
 function optNumber(name: string, v: unknown, o: { min?: number; max?: number; integer?: boolean }): void {
   if (v === undefined) return;
-  if (typeof v !== 'number' || !Number.isFinite(v) || (o.integer && !Number.isInteger(v)) || (o.min !== undefined && v < o.min) || (o.max !== undefined && v > o.max)) {
+  if (typeof v !== 'number' || !Number.isFinite(v) || (o.integer && !Number.isSafeInteger(v)) || (o.min !== undefined && v < o.min) || (o.max !== undefined && v > o.max)) {
     throw invalidArgument(`${name} must be a finite ${o.integer ? 'integer' : 'number'}${o.min !== undefined ? ` >= ${o.min}` : ''}${o.max !== undefined ? ` <= ${o.max}` : ''}`);
   }
 }
@@ -59,8 +62,38 @@ function checkMessage(m: unknown, i: number): void {
   }
 }
 
+/** The names a chat request may carry (types.ts ChatRequest); anything else is refused. */
+export const CHAT_FIELDS = [
+  'model',
+  'messages',
+  'temperature',
+  'topP',
+  'maxTokens',
+  'stop',
+  'seed',
+  'tools',
+  'toolChoice',
+  'responseFormat',
+  'user',
+  'signal',
+  'cache',
+  'priority',
+  'headers',
+] as const;
+const EMBED_FIELDS = ['model', 'input', 'dimensions', 'signal', 'cache', 'headers'] as const;
+
+function checkCache(where: string, c: unknown): void {
+  if (c === undefined || typeof c === 'boolean') return;
+  if (!isObject(c)) throw invalidArgument(`${where}: cache must be a boolean or { ttlMs }`);
+  onlyKnown(`${where}: cache`, c, ['ttlMs']);
+  optNumber(`${where}: cache.ttlMs`, c.ttlMs, { min: 1, max: Number.MAX_SAFE_INTEGER });
+}
+
 export function checkChatRequest(req: unknown): asserts req is ChatRequest {
   if (!isObject(req)) throw invalidArgument('chat: the request must be an object');
+  // A request naming a base URL, host or key is refused here too (see above), as is a
+  // typo (max_tokens) that would otherwise be ignored.
+  onlyKnown('chat', req, CHAT_FIELDS);
   if (typeof req.model !== 'string' || req.model === '') throw invalidArgument("chat: model must be an alias or a 'provider/model' string");
   if (!Array.isArray(req.messages) || req.messages.length === 0) throw invalidArgument('chat: messages must be a non-empty array');
   req.messages.forEach(checkMessage);
@@ -93,26 +126,19 @@ export function checkChatRequest(req: unknown): asserts req is ChatRequest {
   if (req.priority !== undefined && !['critical', 'high', 'normal', 'low'].includes(req.priority as string)) {
     throw invalidArgument("chat: priority must be 'critical', 'high', 'normal' or 'low'");
   }
-  const c = req.cache;
-  if (c !== undefined && typeof c !== 'boolean') {
-    if (!isObject(c)) throw invalidArgument('chat: cache must be a boolean or { ttlMs }');
-    optNumber('chat: cache.ttlMs', c.ttlMs, { min: 1 });
-  }
+  checkCache('chat', req.cache);
   checkSignal('chat', req.signal);
   checkHeaders('chat: headers', req.headers);
 }
 
 export function checkEmbedRequest(req: unknown): asserts req is EmbedRequest {
   if (!isObject(req)) throw invalidArgument('embed: the request must be an object');
+  onlyKnown('embed', req, EMBED_FIELDS);
   if (typeof req.model !== 'string' || req.model === '') throw invalidArgument("embed: model must be an alias or a 'provider/model' string");
   const ok = typeof req.input === 'string' || (Array.isArray(req.input) && req.input.length > 0 && req.input.every((s) => typeof s === 'string'));
   if (!ok) throw invalidArgument('embed: input must be a string or a non-empty array of strings');
   optNumber('embed: dimensions', req.dimensions, { min: 1, integer: true });
-  const c = req.cache;
-  if (c !== undefined && typeof c !== 'boolean') {
-    if (!isObject(c)) throw invalidArgument('embed: cache must be a boolean or { ttlMs }');
-    optNumber('embed: cache.ttlMs', c.ttlMs, { min: 1 });
-  }
+  checkCache('embed', req.cache);
   checkSignal('embed', req.signal);
   checkHeaders('embed: headers', req.headers);
 }

@@ -8,6 +8,8 @@
 import { invalidArgument } from '../../errors.js';
 import type { SessionData, SessionStore } from '../session/session-store.js';
 import { trimToBudget } from '../session/trim.js';
+import { onlyKnown } from './options.js';
+import { checkChatRequest } from './request-check.js';
 import type { ChatMessage, ChatRequest, ChatResponse } from './types.js';
 
 export interface SessionOptions {
@@ -40,11 +42,12 @@ export class AISession {
 
   constructor(id: string, o: SessionOptions, store: SessionStore, host: SessionHost) {
     if (typeof id !== 'string' || id === '') throw invalidArgument('session: id must be a non-empty string');
-    if (o === null || typeof o !== 'object') throw invalidArgument('session: options must be { model, system?, maxContextTokens? }');
+    if (o === null || typeof o !== 'object' || Array.isArray(o)) throw invalidArgument('session: options must be { model, system?, maxContextTokens? }');
+    onlyKnown('session', o as unknown as Record<string, unknown>, ['model', 'system', 'maxContextTokens']);
     if (typeof o.model !== 'string' || o.model === '') throw invalidArgument('session: model must be an alias or a provider/model string');
     if (o.system !== undefined && typeof o.system !== 'string') throw invalidArgument('session: system must be a string');
     const max = o.maxContextTokens;
-    if (max !== undefined && (typeof max !== 'number' || !Number.isInteger(max) || max < 1)) {
+    if (max !== undefined && (typeof max !== 'number' || !Number.isSafeInteger(max) || max < 1)) {
       throw invalidArgument(`session: maxContextTokens must be a positive integer, got ${String(max)}`);
     }
     this.id = id;
@@ -80,6 +83,12 @@ export class AISession {
     }
     if (extra === null || typeof extra !== 'object' || 'model' in extra || 'messages' in extra) {
       return Promise.reject(invalidArgument('session.send: extra must be an object without model or messages'));
+    }
+    try {
+      // Before the turn is queued: extra.maxTokens also sizes the trim.
+      checkChatRequest({ ...extra, model: this.#o.model, messages: [user] });
+    } catch (err) {
+      return Promise.reject(err);
     }
     const run = this.#tail.then(() => this.#send(user, extra));
     this.#tail = run.catch(() => undefined);
