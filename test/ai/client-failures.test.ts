@@ -6,7 +6,7 @@ import diagnostics from 'node:diagnostics_channel';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
 import { AIClient, type StreamPart } from '../../lib/ai/client/index.js';
 import { UpstreamSimulator } from '../../lib/ai/simulator/index.js';
-import { KEY, PROVIDERS, TARGETS, client, drain, hello, providers, rawServer, rejection, until } from './client-fixtures.js';
+import { KEY, PROVIDERS, TARGETS, client, drain, hello, rawServer, rejection, until } from './client-fixtures.js';
 
 let sim: UpstreamSimulator;
 let url: string;
@@ -433,8 +433,4 @@ describe('wire shapes the simulator does not send', () => {
       await raw.close();
     }
   });
-});
-
-test('providers() helper sanity: every kind is configured', () => {
-  expect(providers(url).map((p) => p.kind)).toEqual(['openai', 'anthropic', 'ollama']);
 });

@@ -164,7 +164,6 @@ test('prices give costUsd; stats() counts per target', async () => {
   expect(t.successes).toBe(t.requests);
   expect(t.tokensOut).toBeGreaterThan(0);
   expect(t.attempts).toBeGreaterThanOrEqual(t.requests);
-  expect(t.latencyMs.p99).toBeGreaterThanOrEqual(t.latencyMs.p50);
   expect(t.costUsd).toBeGreaterThan(0);
   expect(Object.keys(s.pools)).toEqual([url]);
 });

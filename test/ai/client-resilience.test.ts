@@ -125,8 +125,7 @@ describe('circuit breaker per target', () => {
     const ai = make({ breaker: { ...breaker, openMs: 200 }, retry: { attempts: 1 } });
     for (let i = 0; i < 2; i++) await rejection(ai.chat(hello(TARGETS.openai, fault500)));
     expect(ai.stats().targets[TARGETS.openai].breaker).toBe('open');
-    await sleep(300);
-    expect(ai.stats().targets[TARGETS.openai].breaker).toBe('half-open');
+    await until(() => ai.stats().targets[TARGETS.openai].breaker === 'half-open', 'openMs to pass');
     const before = requests();
     const out = await Promise.allSettled([0, 1, 2].map(() => ai.chat(hello(TARGETS.openai))));
     expect(out.filter((o) => o.status === 'fulfilled')).toHaveLength(1);
@@ -139,7 +138,7 @@ describe('circuit breaker per target', () => {
   test('a failed probe opens it again', async () => {
     const ai = make({ breaker: { ...breaker, openMs: 200 }, retry: { attempts: 1 } });
     for (let i = 0; i < 2; i++) await rejection(ai.chat(hello(TARGETS.openai, fault500)));
-    await sleep(300);
+    await until(() => ai.stats().targets[TARGETS.openai].breaker === 'half-open', 'openMs to pass');
     expect((await rejection(ai.chat(hello(TARGETS.openai, fault500)))).status).toBe(500);
     expect(ai.stats().targets[TARGETS.openai].breaker).toBe('open');
   });
