@@ -11,15 +11,6 @@ function addsUp(bus: Bus): void {
   expect(s.published).toBe(s.delivered + s.dropped + s.failed + s.queued + s.inFlight);
 }
 
-async function settle(bus: Bus): Promise<void> {
-  // Deliveries to workers settle asynchronously; give the pool a moment, then drain.
-  for (let i = 0; i < 3; i++) {
-    await bus.drain();
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  await bus.drain();
-}
-
 describe('Bus worker pools', () => {
   it('answers requests from worker threads and publishes back through ctx', async () => {
     const bus = new Bus();
@@ -45,7 +36,7 @@ describe('Bus worker pools', () => {
       e.threads.add(d.thread);
     });
     for (let i = 0; i < 3000; i++) bus.publish('pool.order', i, { key: `k${i % 11}` });
-    await settle(bus);
+    await bus.drain();
     expect(seen.size).toBe(11);
     for (const [, e] of seen) {
       expect(e.n).toEqual([...e.n].sort((a, b) => a - b));
@@ -69,7 +60,7 @@ describe('Bus worker pools', () => {
     cyclic.self = cyclic;
     bus.publish('pool.echo', cyclic);
     bus.publish('pool.echo', { f: () => 1 });
-    await settle(bus);
+    await bus.drain();
     expect(dead.some((d) => d === '$DLQ.pool.fail: failed on 5')).toBe(true);
     expect(dead.filter((d) => d.startsWith('$DLQ.pool.echo: ') && /cannot cross to another thread/.test(d)).length).toBe(2);
     expect(bus.stats().failed).toBe(3);
@@ -85,9 +76,7 @@ describe('Bus worker pools', () => {
     for (let i = 0; i < 50; i++) bus.publish('pool.exit', 'fine');
     bus.publish('pool.exit', 'now');
     for (let i = 0; i < 50; i++) bus.publish('pool.exit', 'fine');
-    await settle(bus);
-    await new Promise((r) => setTimeout(r, 200));
-    await settle(bus);
+    await bus.drain();
     const s = bus.stats();
     expect(dead.length).toBeGreaterThanOrEqual(1);
     expect(dead.every((c) => c === 'ERR_WORKER_EXITED')).toBe(true);
@@ -106,7 +95,7 @@ describe('Bus worker pools', () => {
     bus.subscribe('$DLQ.>', (ev) => void dead.push((ev.data as { error: { message: string } }).error.message));
     bus.publish('pool.bytes', new Uint8Array(100 * 1024));
     expect(await bus.request('pool.bytes', new Uint8Array(1000))).toBe(1000);
-    await settle(bus);
+    await bus.drain();
     expect(dead.length).toBe(1);
     expect(dead[0]).toMatch(/raise ringBytes/);
     addsUp(bus);
@@ -172,7 +161,7 @@ describe('Bus load: 4 worker threads, 1,000,000 events, every overflow policy', 
           if ((seq & 4095) === 0) await new Promise((r) => setImmediate(r));
         }
       }
-      await settle(bus);
+      await bus.drain();
       // Flush each worker's pending acks: pick a key that lands on each thread.
       const flushKeys: string[] = [];
       for (let i = 0; flushKeys.length < 4; i++) {
@@ -180,7 +169,7 @@ describe('Bus load: 4 worker threads, 1,000,000 events, every overflow policy', 
         if (!flushKeys.some((k) => hashKey(k) % 4 === hashKey(key) % 4)) flushKeys.push(key);
       }
       for (const key of flushKeys) await bus.request('load.flush', null, { key, timeoutMs: 30_000 });
-      await settle(bus);
+      await bus.drain();
       const s = bus.stats();
       const acked = seen.reduce((a, v) => a + (v > 0 ? 1 : 0), 0);
       expect(dup).toBe(0);

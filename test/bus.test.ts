@@ -36,7 +36,7 @@ describe('Bus subjects', () => {
 
   it('rejects bad subjects and patterns with ERR_INVALID_ARGUMENT', async () => {
     const bus = new Bus();
-    for (const bad of ['', 'a..b', '.a', 'a.', 'a b', 'a.>.b', 'a.b*', 'a.*b', 'x'.repeat(1025), 'a\0b']) {
+    for (const bad of ['', 'a..b', '.a', 'a.', 'a b', 'a.>.b', 'x'.repeat(1025), 'a\0b']) {
       expectCode(() => bus.subscribe(bad, () => {}), 'ERR_INVALID_ARGUMENT');
       expectCode(() => bus.publish(bad, 1), 'ERR_INVALID_ARGUMENT');
     }

@@ -23,16 +23,30 @@ import diagnostics from 'node:diagnostics_channel';
 import { performance } from 'node:perf_hooks';
 import { MyelinError, invalidArgument } from '../errors.js';
 import { HistogramRecorder } from '../internal/histogram.js';
+import { isMetricsSink, type MetricsSink } from '../internal/metrics-sink.js';
 import { native, type NativeHistogram } from '../internal/native.js';
+import { BusMetrics } from './bus-metrics.js';
 import { type EventExtra, LaneQueue } from './lane-queue.js';
+import {
+  BATCH_KEYS,
+  BUS_KEYS,
+  DEFAULT_PUBLISH,
+  PRIORITIES,
+  PUBLISH_KEYS,
+  type ParsedPublish,
+  REQUEST_KEYS,
+  SUBSCRIBE_KEYS,
+  checkOptions,
+  describeType,
+  parsePublishOptions,
+} from './options.js';
+import { Reply } from './reply.js';
 import { QueueGroup, type Route, RouteTable } from './route-table.js';
 import { type Handler, Subscription, type Tracker } from './subscription.js';
 import { type SettleFn, Ticket } from './ticket.js';
 import { type PoolHost, WorkerPool, type WorkerPoolOptions } from './worker-pool.js';
 import type { BatchItem, BusEvent, BusStats, Overflow, Priority, PublishOptions, SubscribeOptions } from './types.js';
 
-export const PRIORITIES: readonly Priority[] = ['critical', 'high', 'normal', 'low'];
-const LANE: Record<string, number> = { critical: 0, high: 1, normal: 2, low: 3 };
 const WEIGHT = [8, 4, 2, 1];
 const ROUND = 64; // events per weight unit per round
 const BUDGET = 16384; // events per macrotask before yielding to I/O
@@ -47,7 +61,8 @@ export interface BusOptions {
   capacity?: number;
   overflow?: Overflow;
   transport?: undefined | { kind: 'nats' | 'redis'; [k: string]: unknown };
-  metrics?: unknown;
+  /** A Metrics instance (or any MetricsSink): the bus's counters, queue depths and latency (lib/bus/bus-metrics.ts). */
+  metrics?: MetricsSink;
 }
 
 function isThenable(v: unknown): v is PromiseLike<unknown> {
@@ -79,6 +94,8 @@ export class Bus {
   #failed = 0;
   #unrouted = 0;
   #inFlight = 0;
+  #refused = 0; // publishes not accepted: lane full under 'wait' or 'reject'
+  #metrics: BusMetrics | undefined;
   readonly #lanePublished = [0, 0, 0, 0];
   readonly #laneDropped = [0, 0, 0, 0];
   // the bus clock: performance.now() costs ~100 ns on this class of VM, so it is read
@@ -96,12 +113,12 @@ export class Bus {
   #lastRoute: Route | undefined;
 
   constructor(opts: BusOptions = {}) {
-    if (opts === null || typeof opts !== 'object') throw invalidArgument('Bus(options): options must be an object');
-    const capacity = opts.capacity ?? 65536;
+    checkOptions(opts, 'Bus(options)', BUS_KEYS);
+    const capacity = opts.capacity === undefined ? 65536 : opts.capacity;
     if (!Number.isInteger(capacity) || capacity < 1 || capacity > 2 ** 30) {
       throw invalidArgument(`Bus(options): capacity must be an integer from 1 to 2^30, got ${String(capacity)}`);
     }
-    const overflow = opts.overflow ?? 'wait';
+    const overflow = opts.overflow === undefined ? 'wait' : opts.overflow;
     if (!OVERFLOWS.includes(overflow)) {
       throw invalidArgument(`Bus(options): overflow must be one of ${OVERFLOWS.join(', ')}, got ${String(overflow)}`);
     }
@@ -110,76 +127,122 @@ export class Bus {
         `Bus(options): transport '${String((opts.transport as { kind?: unknown })?.kind)}' is not available yet; the in-memory transport is the default`,
       );
     }
+    if (opts.metrics !== undefined && !isMetricsSink(opts.metrics)) {
+      throw invalidArgument(`Bus(options): metrics must be a Metrics instance (or any object with counter, gauge and histogram factories), got ${describeType(opts.metrics)}`);
+    }
     this.#overflow = overflow;
     this.#lanes = PRIORITIES.map(() => new LaneQueue(capacity));
     this.#hist = new (native().Histogram)();
     this.#latency = new HistogramRecorder(this.#hist);
+    if (opts.metrics !== undefined) this.#metrics = new BusMetrics(opts.metrics, () => this.stats());
   }
 
   // ---------------------------------------------------------------- publishing
 
   /** Enqueues one event; false when it was not enqueued (full under 'wait', or dropped as newest). */
   publish(subject: string, data?: unknown, opts?: PublishOptions): boolean {
-    if (this.#closed) throw new MyelinError('ERR_BUS_CLOSED', `publish('${subject}'): the bus is closed`);
+    if (this.#closed) throw new MyelinError('ERR_BUS_CLOSED', `publish('${String(subject)}'): the bus is closed`);
     // A one-entry cache in front of the route table: hot loops publish one subject.
     let route = this.#lastRoute;
     if (subject !== this.#lastSubject || route === undefined || route.version !== this.#routes.version) {
-      route = this.#route(subject);
+      route = this.#route(subject, 'publish');
       this.#lastSubject = subject;
       this.#lastRoute = route;
     }
-    return this.#enqueue(route, data, opts, undefined);
+    const ok =
+      opts === undefined
+        ? this.#enqueue(route, data, 2, undefined, undefined)
+        : this.#enqueueWith(route, data, parsePublishOptions(opts, 'publish', PUBLISH_KEYS));
+    if (!ok && this.#overflow === 'wait') this.#refused++;
+    return ok;
   }
 
   /** Resolves once the event is enqueued, waiting for room under overflow 'wait'. */
   async publishAsync(subject: string, data?: unknown, opts?: PublishOptions): Promise<void> {
+    if (this.#closed) throw new MyelinError('ERR_BUS_CLOSED', `publishAsync('${String(subject)}'): the bus is closed`);
+    this.#route(subject, 'publishAsync');
+    const o = opts === undefined ? DEFAULT_PUBLISH : parsePublishOptions(opts, 'publishAsync', PUBLISH_KEYS);
     for (;;) {
-      if (this.publish(subject, data, opts)) return;
+      if (this.#closed) throw new MyelinError('ERR_BUS_CLOSED', `publishAsync('${subject}'): the bus closed while waiting for room`);
+      // The route is looked up again after each wait: subscriptions may have changed.
+      if (this.#enqueueWith(this.#route(subject, 'publishAsync'), data, o)) return;
       if (this.#overflow !== 'wait') return; // dropped as newest: counted, not lost
-      await this.#room(opts?.priority === undefined ? 2 : LANE[opts.priority]);
+      await this.#room(o.lane);
     }
   }
 
-  /** Enqueues each item in order; returns how many were enqueued. Every subject is
-   * validated before any item is enqueued. */
+  /**
+   * Enqueues the items in order and returns how many were enqueued. Nothing is
+   * enqueued unless every item is valid (subject, priority, key, headers). Under
+   * 'reject' the batch is all or nothing: ERR_BUS_FULL before any is enqueued when
+   * the lanes cannot take all of it. Under 'wait' it stops at the first item whose
+   * lane is full, so items[0..n) were enqueued and items[n..] were not.
+   */
   publishBatch(items: ReadonlyArray<BatchItem>): number {
     if (this.#closed) throw new MyelinError('ERR_BUS_CLOSED', 'publishBatch: the bus is closed');
-    if (!Array.isArray(items)) throw invalidArgument('publishBatch(items): items must be an array');
-    const routes = items.map((it, i) => {
-      if (it === null || typeof it !== 'object') throw invalidArgument(`publishBatch: items[${i}] must be an object`);
-      return this.#route(it.subject);
-    });
-    let n = 0;
-    for (let i = 0; i < items.length; i++) if (this.#enqueue(routes[i], items[i].data, items[i], undefined)) n++;
-    return n;
+    if (!Array.isArray(items)) throw invalidArgument(`publishBatch(items): items must be an array, got ${describeType(items)}`);
+    const n = items.length;
+    const routes = new Array<Route>(n);
+    const parsed = new Array<ParsedPublish>(n);
+    for (let i = 0; i < n; i++) {
+      const it = items[i];
+      const where = `publishBatch: items[${i}]`;
+      if (it === null || typeof it !== 'object') throw invalidArgument(`${where} must be an object, got ${describeType(it)}`);
+      parsed[i] = parsePublishOptions(it, where, BATCH_KEYS);
+      routes[i] = this.#route(it.subject, where);
+    }
+    if (this.#overflow === 'reject') this.#reserveBatch(routes, parsed);
+    let done = 0;
+    for (let i = 0; i < n; i++) {
+      const o = parsed[i];
+      if (this.#enqueueWith(routes[i], items[i].data, o)) done++;
+      else if (this.#overflow === 'wait') {
+        this.#refused += n - i;
+        break;
+      }
+    }
+    return done;
   }
 
-  #route(subject: string): Route {
+  /** Under 'reject': throws ERR_BUS_FULL unless every lane has room for its share of the batch. */
+  #reserveBatch(routes: Route[], parsed: ParsedPublish[]): void {
+    const need = [0, 0, 0, 0];
+    // The lane each item will join, keys' lowest lanes included (see #enqueue).
+    const keyLane = new Map<string, number>();
+    for (const o of parsed) {
+      let lane = o.lane;
+      if (o.key !== undefined) {
+        const held = keyLane.get(o.key) ?? this.#keys.get(o.key)?.lane;
+        if (held !== undefined && held > lane) lane = held;
+        keyLane.set(o.key, lane);
+      }
+      need[lane]++;
+    }
+    for (let l = 0; l < 4; l++) {
+      const q = this.#lanes[l];
+      if (need[l] > q.capacity - q.size) {
+        this.#refused++;
+        throw new MyelinError('ERR_BUS_FULL', `publishBatch: the ${PRIORITIES[l]} lane has room for ${q.capacity - q.size} events, the batch needs ${need[l]} (nothing was enqueued; ${routes.length} items)`);
+      }
+    }
+  }
+
+  #route(subject: string, where: string): Route {
+    if (typeof subject !== 'string') throw invalidArgument(`${where}: subject must be a string, got ${describeType(subject)}`);
     try {
       return this.#routes.get(subject);
     } catch (err) {
-      if (typeof subject !== 'string') throw invalidArgument(`subject must be a string, got ${typeof subject}`);
-      throw err instanceof MyelinError ? err : invalidArgument(`invalid subject '${subject}'`, err);
+      throw err instanceof MyelinError ? err : invalidArgument(`${where}: invalid subject '${subject}'`, err);
     }
   }
 
-  #enqueue(route: Route, data: unknown, opts: PublishOptions | undefined, reply: EventExtra['reply']): boolean {
-    let lane = 2;
-    let key: string | undefined;
-    let extra: EventExtra | undefined;
-    if (opts !== undefined) {
-      if (opts.priority !== undefined) {
-        lane = LANE[opts.priority];
-        if (lane === undefined) throw invalidArgument(`priority must be one of ${PRIORITIES.join(', ')}, got ${String(opts.priority)}`);
-      }
-      key = opts.key;
-      if (key !== undefined && typeof key !== 'string') throw invalidArgument(`key must be a string, got ${typeof key}`);
-      if (opts.headers !== undefined) {
-        if (opts.headers === null || typeof opts.headers !== 'object') throw invalidArgument('headers must be an object of strings');
-        extra = { headers: opts.headers };
-      }
-    }
-    if (reply !== undefined) (extra ??= {}).reply = reply;
+  #enqueueWith(route: Route, data: unknown, o: ParsedPublish): boolean {
+    return this.#enqueue(route, data, o.lane, o.key, o.headers === undefined ? undefined : { headers: o.headers });
+  }
+
+  /** Puts one event in its lane, applying the overflow policy; false: not enqueued. */
+  #enqueue(route: Route, data: unknown, lane: number, key: string | undefined, extra: EventExtra | undefined): boolean {
+    const reply = extra?.reply;
     let keyState: KeyState | undefined;
     if (key !== undefined) {
       // An event may not overtake an earlier event of its key: when that key still has
@@ -191,19 +254,20 @@ export class Bus {
     if (q.size >= q.capacity) {
       switch (this.#overflow) {
         case 'wait':
-          return false;
+          return false; // the caller counts a refusal; publishAsync waits instead
         case 'reject':
+          this.#refused++;
           throw new MyelinError('ERR_BUS_FULL', `publish('${route.subject}'): the ${PRIORITIES[lane]} lane is full (${q.capacity} events)`);
         case 'drop-newest':
           this.#published++;
           this.#lanePublished[lane]++;
           this.#dropped++;
           this.#laneDropped[lane]++;
-          reply?.(undefined, new MyelinError('ERR_BUS_FULL', `request to '${route.subject}' dropped: lane full`));
+          reply?.abort(new MyelinError('ERR_BUS_FULL', `request to '${route.subject}' dropped: lane full`));
           return false;
         case 'drop-oldest': {
           const h = q.headSlot();
-          q.extra[h]?.reply?.(undefined, new MyelinError('ERR_BUS_FULL', `request to '${q.route[h]?.subject}' dropped: lane full`));
+          q.extra[h]?.reply?.abort(new MyelinError('ERR_BUS_FULL', `request to '${q.route[h]?.subject}' dropped: lane full`));
           const oldKey = q.key[h];
           if (oldKey !== undefined) this.#keyLeft(oldKey);
           q.shift();
@@ -219,7 +283,9 @@ export class Bus {
     q.key[i] = key;
     q.extra[i] = extra;
     q.id[i] = this.#nextEvent++;
-    if (++this.#ticks >= 256) this.#tick();
+    // The clock is read every 256 publishes, and by the first publish after the bus
+    // went idle (no round scheduled), whose cached time could be arbitrarily old.
+    if (++this.#ticks >= 256 || !this.#scheduled) this.#tick();
     q.time[i] = this.#now;
     if (key !== undefined) {
       keyState ??= this.#keys.get(key); // a drop-oldest above may have removed it
@@ -251,6 +317,12 @@ export class Bus {
     this.#scheduled = true;
     this.#tick();
     setImmediate(this.#run);
+  }
+
+  #wakeRoomWaiters(): void {
+    const all = this.#roomWaiters;
+    this.#roomWaiters = [[], [], [], []];
+    for (const w of all) for (const f of w) f();
   }
 
   #room(lane: number): Promise<void> {
@@ -349,10 +421,11 @@ export class Bus {
 
   #dispatch(route: Route, ev: BusEvent, extra: EventExtra | undefined): void {
     const targets = route.targets;
+    const reply = extra?.reply;
     if (targets.length === 0) {
       this.#dropped++;
       this.#unrouted++;
-      extra?.reply?.(undefined, new MyelinError('ERR_NO_RESPONDERS', `no subscription serves '${ev.subject}'`));
+      reply?.abort(new MyelinError('ERR_NO_RESPONDERS', `no subscription serves '${ev.subject}'`));
       return;
     }
     let tracker: Tracker | undefined;
@@ -365,6 +438,7 @@ export class Bus {
       // gets nothing more (a group passes the event to a member still there).
       if (sub === undefined || sub.closed) continue;
       reached++;
+      reply?.expect();
       if (
         sub.pending.length > 0 ||
         sub.inflight >= sub.concurrency ||
@@ -379,13 +453,14 @@ export class Bus {
       if (r === FAILED) failed = true;
       else if (r !== OK) tracker = r;
     }
+    if (reached === 0) reply?.abort(new MyelinError('ERR_NO_RESPONDERS', `no subscription serves '${ev.subject}'`));
+    else reply?.release(); // the dispatcher's own hold: every delivery is counted now
     if (tracker === undefined) {
       if (failed) this.#failed++;
       else if (reached > 0) this.#delivered++;
       else {
         this.#dropped++;
         this.#unrouted++;
-        extra?.reply?.(undefined, new MyelinError('ERR_NO_RESPONDERS', `no subscription serves '${ev.subject}'`));
       }
     } else {
       if (failed) tracker.failed = true;
@@ -408,7 +483,7 @@ export class Bus {
       return FAILED;
     }
     if (result === undefined) {
-      extra?.reply?.(undefined);
+      extra?.reply?.answer(undefined);
       return OK;
     }
     if (result instanceof Ticket) {
@@ -422,7 +497,7 @@ export class Bus {
       return tr;
     }
     if (!isThenable(result)) {
-      extra?.reply?.(result);
+      extra?.reply?.answer(result);
       return OK;
     }
     const tr = tracker ?? { pending: 0, failed: false };
@@ -446,7 +521,7 @@ export class Bus {
       tracker.failed = true;
       this.#fail(ev, err, extra);
     } else {
-      extra?.reply?.(value);
+      extra?.reply?.answer(value);
     }
     this.#finish(tracker);
     this.#pump(sub);
@@ -481,20 +556,22 @@ export class Bus {
   }
 
   #fail(ev: BusEvent, err: unknown, extra: EventExtra | undefined): void {
-    if (extra?.reply) extra.reply(undefined, new MyelinError('ERR_HANDLER_FAILED', `handler for '${ev.subject}' failed`, { cause: err }));
+    extra?.reply?.failed(err);
     if (failChannel.hasSubscribers) failChannel.publish({ event: ev, error: err });
     if (ev.subject.startsWith('$DLQ.')) return; // never dead-letter a dead letter
     const dlq = `$DLQ.${ev.subject}`;
     const route = this.#routes.get(dlq);
-    this.#enqueue(
-      route,
-      {
-        error: describeError(err),
-        event: { subject: ev.subject, data: ev.data, key: ev.key, priority: ev.priority, headers: ev.headers, id: ev.id, time: ev.time },
-      },
-      ev.key === undefined ? undefined : { key: ev.key },
-      undefined,
-    );
+    const letter = {
+      error: describeError(err),
+      event: { subject: ev.subject, data: ev.data, key: ev.key, priority: ev.priority, headers: ev.headers, id: ev.id, time: ev.time },
+    };
+    try {
+      // A full lane refuses the dead letter like any publish: counted in `refused`
+      // (the event itself is counted in `failed` either way).
+      if (!this.#enqueue(route, letter, 2, ev.key, undefined) && this.#overflow === 'wait') this.#refused++;
+    } catch {
+      // ERR_BUS_FULL under 'reject', already counted; it must not escape the delivery loop
+    }
   }
 
   // ---------------------------------------------------------------- subscribing
@@ -503,11 +580,11 @@ export class Bus {
     if (this.#closed) throw new MyelinError('ERR_BUS_CLOSED', `subscribe('${pattern}'): the bus is closed`);
     if (typeof pattern !== 'string') throw invalidArgument(`subscribe: pattern must be a string, got ${typeof pattern}`);
     if (handler !== undefined && typeof handler !== 'function') throw invalidArgument('subscribe: handler must be a function');
-    if (opts === null || typeof opts !== 'object') throw invalidArgument('subscribe: options must be an object');
+    checkOptions(opts, 'subscribe', SUBSCRIBE_KEYS);
     const { queue, concurrency, signal } = opts;
     if (queue !== undefined && (typeof queue !== 'string' || queue === '')) throw invalidArgument('subscribe: queue must be a non-empty string');
-    if (concurrency !== undefined && (!Number.isInteger(concurrency) || concurrency < 1)) {
-      throw invalidArgument(`subscribe: concurrency must be a positive integer, got ${String(concurrency)}`);
+    if (concurrency !== undefined && (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 2 ** 31)) {
+      throw invalidArgument(`subscribe: concurrency must be an integer from 1 to 2^31, got ${String(concurrency)}`);
     }
     if (signal !== undefined && !(signal instanceof AbortSignal)) throw invalidArgument('subscribe: signal must be an AbortSignal');
     const sub = new Subscription(this.#nextSub++, pattern, handler, { queue, concurrency }, (s) => this.#routes.remove(s));
@@ -529,12 +606,14 @@ export class Bus {
     if (this.#closed) return Promise.reject(new MyelinError('ERR_BUS_CLOSED', 'workers: the bus is closed'));
     const host: PoolHost = {
       histogramId: this.#hist.id,
-      subscribe: (pattern, handler, o) => {
+      subscribe: (pattern, handler, { keyAffinity, ...o }) => {
         const sub = this.subscribe(pattern, handler, o);
-        sub.keyAffinity = o.keyAffinity === true;
+        sub.keyAffinity = keyAffinity === true;
         return sub;
       },
       publish: (subject, data, o) => this.publish(subject, data, o),
+      publishAsync: (subject, data, o) => this.publishAsync(subject, data, o),
+      overflow: this.#overflow,
     };
     return WorkerPool.start(host, moduleUrl, opts).then((pool) => {
       this.#pools.add(pool);
@@ -544,36 +623,54 @@ export class Bus {
 
   // ---------------------------------------------------------------- request/reply
 
-  request<T = unknown>(subject: string, data?: unknown, opts: PublishOptions & { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<T> {
-    if (this.#closed) return Promise.reject(new MyelinError('ERR_BUS_CLOSED', `request('${subject}'): the bus is closed`));
-    const timeoutMs = opts.timeoutMs ?? 5000;
-    if (!(timeoutMs > 0) || !Number.isFinite(timeoutMs)) return Promise.reject(invalidArgument(`request: timeoutMs must be a positive number, got ${String(timeoutMs)}`));
+  /**
+   * Publishes `data` to `subject` and resolves with the first reply: the first value
+   * other than `undefined` that a handler returns. A handler that returns `undefined`
+   * has not replied (as a NATS subscriber that does not respond); when every handler
+   * that got the event has finished without a reply, the request resolves with
+   * `undefined`, or rejects with ERR_HANDLER_FAILED if one of them failed (lib/bus/reply.ts).
+   */
+  request<T = unknown>(subject: string, data?: unknown, opts?: PublishOptions & { timeoutMs?: number; signal?: AbortSignal }): Promise<T> {
     let route: Route;
+    let parsed: ParsedPublish;
+    let timeoutMs: number;
+    let signal: AbortSignal | undefined;
     try {
-      route = this.#route(subject);
+      if (this.#closed) throw new MyelinError('ERR_BUS_CLOSED', `request('${String(subject)}'): the bus is closed`);
+      route = this.#route(subject, 'request');
+      const o = opts === undefined ? {} : opts;
+      parsed = parsePublishOptions(o, 'request', REQUEST_KEYS);
+      timeoutMs = o.timeoutMs === undefined ? 5000 : o.timeoutMs;
+      if (typeof timeoutMs !== 'number' || !(timeoutMs > 0) || timeoutMs > 2 ** 31 - 1) {
+        throw invalidArgument(`request: timeoutMs must be a number from 1 to 2^31-1, got ${String(timeoutMs)}`);
+      }
+      signal = o.signal;
+      if (signal !== undefined && !(signal instanceof AbortSignal)) throw invalidArgument(`request: signal must be an AbortSignal, got ${describeType(signal)}`);
     } catch (err) {
       return Promise.reject(err);
     }
     if (route.targets.length === 0) return Promise.reject(new MyelinError('ERR_NO_RESPONDERS', `request('${subject}'): no subscription serves this subject`));
     return new Promise<T>((resolve, reject) => {
       let done = false;
-      const onAbort = () => finish(undefined, new MyelinError('ERR_ABORTED', `request('${subject}') aborted`, { cause: opts.signal?.reason }));
+      const onAbort = () => finish(undefined, new MyelinError('ERR_ABORTED', `request('${subject}') aborted`, { cause: signal?.reason }));
       const timer = setTimeout(() => finish(undefined, new MyelinError('ERR_REQUEST_TIMEOUT', `request('${subject}'): no reply within ${timeoutMs} ms`)), timeoutMs);
       const finish = (value: unknown, err?: unknown) => {
         if (done) return;
         done = true;
         clearTimeout(timer);
-        opts.signal?.removeEventListener('abort', onAbort);
+        signal?.removeEventListener('abort', onAbort);
         if (err !== undefined) reject(err);
         else resolve(value as T);
       };
-      if (opts.signal) {
-        if (opts.signal.aborted) return onAbort();
-        opts.signal.addEventListener('abort', onAbort, { once: true });
+      if (signal) {
+        if (signal.aborted) return onAbort();
+        signal.addEventListener('abort', onAbort, { once: true });
       }
+      const extra: EventExtra = { headers: parsed.headers, reply: new Reply(subject, finish) };
       try {
-        const ok = this.#enqueue(route, data, opts, finish);
+        const ok = this.#enqueue(route, data, parsed.lane, parsed.key, extra);
         if (!ok && this.#overflow === 'wait') {
+          this.#refused++;
           finish(undefined, new MyelinError('ERR_BUS_FULL', `request('${subject}'): the lane is full`));
         }
       } catch (err) {
@@ -607,11 +704,14 @@ export class Bus {
   close(): Promise<void> {
     if (this.#closing) return this.#closing;
     this.#closed = true;
+    // publishAsync calls waiting for room can never be accepted now: release them
+    // (they reject with ERR_BUS_CLOSED) rather than keep them until the drain ends.
+    this.#wakeRoomWaiters();
     this.#closing = (async () => {
       await this.drain();
       await Promise.all([...this.#pools].map((p) => p.close()));
       for (const sub of [...this.#routes.subscriptions()]) sub.unsubscribe();
-      for (const w of this.#roomWaiters) for (const f of w) f();
+      this.#metrics?.close(); // a last flush, while the histogram is still open
       this.#latency.close();
       this.#hist.close();
     })();
@@ -643,6 +743,7 @@ export class Bus {
       queued,
       inFlight: this.#inFlight,
       unrouted: this.#unrouted,
+      refused: this.#refused,
       subscriptions: this.#routes.size,
       lanes,
       latencyUs,

@@ -55,12 +55,17 @@ function pack(value: unknown, what: string): Uint8Array {
   }
 }
 
-/**
- * Encodes a record into the ring. Returns false when the ring has no room now; throws
- * ERR_INVALID_ARGUMENT for data that cannot be serialised or a record larger than the
- * ring can ever hold.
- */
-export function encodeRecord(ring: ByteRing, r: Encodable): boolean {
+interface Prepared {
+  subjectBytes: number;
+  keyBytes: number;
+  headers: Uint8Array | undefined;
+  dataKind: number;
+  payload: Uint8Array | undefined;
+  total: number;
+}
+
+/** Serialises what a record carries; throws as encodeRecord documents. */
+function prepare(ring: ByteRing, r: Encodable): Prepared {
   const subjectBytes = Buffer.byteLength(r.subject);
   const keyBytes = r.key === undefined ? 0 : Buffer.byteLength(r.key);
   const headers = r.headers === undefined ? undefined : pack(r.headers, 'headers');
@@ -81,6 +86,23 @@ export function encodeRecord(ring: ByteRing, r: Encodable): boolean {
   if (total > ring.maxRecord || subjectBytes > 0xffff || keyBytes > 0xffff) {
     throw new MyelinError('ERR_INVALID_ARGUMENT', `event for '${r.subject}' is ${total} bytes; a worker ring holds records up to ${ring.maxRecord} (raise ringBytes)`);
   }
+  return { subjectBytes, keyBytes, headers, dataKind, payload, total };
+}
+
+/** Throws what encodeRecord would throw for `r`, without writing anything. */
+export function checkRecord(ring: ByteRing, r: Encodable): void {
+  prepare(ring, r);
+}
+
+/**
+ * Encodes a record into the ring. Returns false when the ring has no room now; throws
+ * ERR_INVALID_ARGUMENT for data that cannot be serialised or a record larger than the
+ * ring can ever hold.
+ */
+export function encodeRecord(ring: ByteRing, r: Encodable): boolean {
+  const { subjectBytes, keyBytes, headers, dataKind, payload, total } = prepare(ring, r);
+  const dataBytes = payload === undefined ? 0 : payload.byteLength;
+  const headerBytes = headers === undefined ? 0 : headers.byteLength;
   const at = ring.reserve(total);
   if (at < 0) return false;
   const v = ring.view;

@@ -3,11 +3,12 @@
 // (id, time) — 48 B — and no object of its own until delivery. The ring grows by
 // doubling, but never past the lane's capacity (so a full lane wastes nothing), and
 // never shrinks.
+import type { Reply } from './reply.js';
 import type { Route } from './route-table.js';
 
 export interface EventExtra {
   headers?: Record<string, string>;
-  reply?: (value: unknown, error?: unknown) => void;
+  reply?: Reply;
 }
 
 const INITIAL = 1024;

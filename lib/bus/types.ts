@@ -49,6 +49,12 @@ export interface BusStats {
   inFlight: number;
   /** Part of `dropped`: events no subscription matched. */
   unrouted: number;
+  /**
+   * Publishes that were not accepted because their lane was full: `publish` returned
+   * false (overflow 'wait') or threw ERR_BUS_FULL ('reject'), here or in a worker's
+   * `ctx.publish`. Not part of `published`: a refused event never entered the bus.
+   */
+  refused: number;
   subscriptions: number;
   lanes: Record<Priority, LaneStats>;
   latencyUs: { p50: number; p99: number; p999: number; max: number; count: number };

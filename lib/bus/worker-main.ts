@@ -3,12 +3,26 @@
 // default export for each (awaiting async results one at a time, so one worker keeps
 // its events in order), publish the DONE count and any failure, reply and publish
 // records in one batch, and sleep on Atomics.waitAsync when the ring is empty.
+//
+// ctx.publish validates the subject and options here and throws ERR_INVALID_ARGUMENT
+// like bus.publish; the bus's own answer (full lane, closed bus) comes later, on the
+// main thread (lib/bus/worker-pool.ts). ctx.publishAsync resolves or rejects with that
+// answer, which the pool posts back as an acknowledgement.
+//
+// DONE never runs ahead of the return ring: while records wait in `backlog` (the
+// return ring was full), DONE stays at the count of events finished before the
+// oldest of them, so the main thread never settles an event before it has read that
+// event's failure, reply or publishes.
 import { parentPort, workerData } from 'node:worker_threads';
+import { MyelinError, invalidArgument } from '../errors.js';
+import { type ErrorCode, ErrorCodes } from '../internal/codes.js';
 import { HistogramRecorder } from '../internal/histogram.js';
 import { native } from '../internal/native.js';
 import { ByteRing, R } from './byte-ring.js';
-import { KIND_BATCH, KIND_EVENT, KIND_FAIL, KIND_REPLY, KIND_RESET, createBatchCodec, encodeRecord, readBatch, recordKind } from './event-codec.js';
-import type { BusEvent, Priority, PublishOptions } from './types.js';
+import { KIND_BATCH, KIND_EVENT, KIND_FAIL, KIND_REPLY, KIND_RESET, checkRecord, createBatchCodec, encodeRecord, readBatch, recordKind } from './event-codec.js';
+import { DEFAULT_PUBLISH, PRIORITIES, PUBLISH_KEYS, describeType, parsePublishOptions } from './options.js';
+import type { PublishAck } from './worker-pool.js';
+import type { BusEvent, PublishOptions } from './types.js';
 
 interface PoolWorkerData {
   moduleUrl: string;
@@ -19,31 +33,106 @@ interface PoolWorkerData {
   histogramId: number; // the bus's latency histogram
 }
 
-const PRIORITIES: Priority[] = ['critical', 'high', 'normal', 'low'];
-const LANE: Record<string, number> = { critical: 0, high: 1, normal: 2, low: 3 };
 const YIELD_EVERY = 4096; // events between event-loop turns under a constant flow
 
 const wd = workerData as PoolWorkerData;
 const ring = new ByteRing(wd.ring);
 const ret = new ByteRing(wd.ret);
 
-/** Records to the main thread wait here when the return ring is full. */
-let backlog: Array<Parameters<typeof encodeRecord>[1]> = [];
+type OutRecord = Parameters<typeof encodeRecord>[1];
 
-function sendBack(rec: Parameters<typeof encodeRecord>[1]): void {
-  if (backlog.length > 0 || !encodeRecord(ret, rec)) backlog.push(rec);
+/** Events this worker has finished (wraps at 2^32, like the ring's DONE word). */
+let done = 0;
+
+/** Records to the main thread wait here when the return ring is full, each with the
+ * `done` count from before the event that made it. */
+let backlog: Array<{ rec: OutRecord; done: number }> = [];
+
+/** Queues a record for the main thread. Throws ERR_INVALID_ARGUMENT for data that
+ * cannot cross threads or a record larger than the return ring can hold. */
+function sendBack(rec: OutRecord): void {
+  if (backlog.length === 0 && encodeRecord(ret, rec)) return;
+  if (backlog.length > 0) checkRecord(ret, rec); // the same errors now, not at flush time
+  backlog.push({ rec, done });
 }
 
 function flushBacklog(): void {
   if (backlog.length === 0) return;
   let i = 0;
-  while (i < backlog.length && encodeRecord(ret, backlog[i])) i++;
+  while (i < backlog.length && encodeRecord(ret, backlog[i].rec)) i++;
   backlog = backlog.slice(i);
 }
 
+/** The DONE count the main thread may see: none past a record still in the backlog. */
+function visibleDone(): number {
+  return backlog.length === 0 ? done : backlog[0].done;
+}
+
+/**
+ * Makes the records written so far visible to the main thread now, not at the end of
+ * the batch: a handler awaiting ctx.publishAsync holds up the batch until the pool has
+ * the record. Records that found the return ring full are retried on a timer.
+ */
+let kickTimer: ReturnType<typeof setTimeout> | undefined;
+let kickQueued = false;
+/** kick() once after the current task's publishAsync calls (one wake-up for a burst). */
+function scheduleKick(): void {
+  if (kickQueued) return;
+  kickQueued = true;
+  queueMicrotask(() => {
+    kickQueued = false;
+    kick();
+  });
+}
+function kick(): void {
+  flushBacklog();
+  ret.commit();
+  ret.wake();
+  if (backlog.length > 0 && kickTimer === undefined) {
+    kickTimer = setTimeout(() => {
+      kickTimer = undefined;
+      kick();
+    }, 1);
+  }
+}
+
+/** ctx.publishAsync calls waiting for the pool's acknowledgement, by sequence number. */
+const waiting = new Map<number, { resolve: () => void; reject: (err: unknown) => void }>();
+let nextSeq = 1;
+
+function onAcks(acks: PublishAck[]): void {
+  for (const a of acks) {
+    const w = waiting.get(a[0]);
+    if (w === undefined) continue;
+    waiting.delete(a[0]);
+    if (a.length === 1) w.resolve();
+    else w.reject(new MyelinError(a[1] in ErrorCodes ? (a[1] as ErrorCode) : 'ERR_INTERNAL', a[2]));
+  }
+}
+
+/** A publish record from ctx.publish(Async), validated as bus.publish validates. */
+function publishRecord(where: string, subject: unknown, data: unknown, opts: PublishOptions | undefined, seq: number): OutRecord {
+  if (typeof subject !== 'string') throw invalidArgument(`${where}: subject must be a string, got ${describeType(subject)}`);
+  try {
+    native().validateSubject(subject, false);
+  } catch (err) {
+    throw invalidArgument(`${where}: invalid subject '${subject}'`, err);
+  }
+  const o = opts === undefined ? DEFAULT_PUBLISH : parsePublishOptions(opts, where, PUBLISH_KEYS);
+  return { kind: KIND_EVENT, priority: o.lane, subject, key: o.key, headers: o.headers, data, id: seq, time: 0, wantsReply: seq !== 0 };
+}
+
 export interface WorkerContext {
-  /** Publishes back to the bus (through the pool's return ring). */
+  /**
+   * Publishes back to the bus (through the pool's return ring). Throws
+   * ERR_INVALID_ARGUMENT for a bad subject, options or data; a refusal by the bus (a
+   * full lane under 'wait' or 'reject', a closed bus) is counted in
+   * bus.stats().refused and pool.stats().publishRefused: use publishAsync to wait for
+   * room and learn the outcome.
+   */
   publish(subject: string, data?: unknown, opts?: PublishOptions): void;
+  /** Resolves once the bus has enqueued the event (waiting for room under 'wait'); rejects with its MyelinError otherwise. */
+  publishAsync(subject: string, data?: unknown, opts?: PublishOptions): Promise<void>;
   /** This worker's index in its pool. */
   readonly index: number;
   /** The pin status: 'OK', a MyelinError code, or 'UNPINNED'. */
@@ -72,20 +161,31 @@ async function main(): Promise<void> {
   const handler = mod.default;
   if (typeof handler !== 'function') throw new TypeError(`${wd.moduleUrl}: the default export must be a function (event, ctx) => result`);
   const ctx: WorkerContext = {
-    publish(subject, data, opts = {}) {
-      const priority = opts.priority === undefined ? 2 : LANE[opts.priority];
-      if (priority === undefined) throw new TypeError(`priority must be one of ${PRIORITIES.join(', ')}`);
-      sendBack({ kind: KIND_EVENT, priority, subject, key: opts.key, headers: opts.headers, data, id: 0, time: 0, wantsReply: false });
+    publish(subject, data, opts) {
+      sendBack(publishRecord('ctx.publish', subject, data, opts, 0));
+    },
+    publishAsync(subject, data, opts) {
+      try {
+        const seq = nextSeq++;
+        sendBack(publishRecord('ctx.publishAsync', subject, data, opts, seq));
+        const p = new Promise<void>((resolve, reject) => waiting.set(seq, { resolve, reject }));
+        scheduleKick();
+        return p;
+      } catch (err) {
+        return Promise.reject(err);
+      }
     },
     index: wd.index,
     pinned,
   };
   parentPort?.postMessage({ ready: true, pinned });
   // Atomics.waitAsync does not keep a thread's event loop alive; a port listener does,
-  // until the loop below ends.
-  parentPort?.on('message', () => {});
+  // until the loop below ends. The pool posts acknowledgements for publishAsync here.
+  parentPort?.on('message', (m: { acks?: PublishAck[] }) => {
+    if (m.acks) onAcks(m.acks);
+  });
 
-  let done = Atomics.load(ring.i32, R.DONE) >>> 0;
+  done = Atomics.load(ring.i32, R.DONE) >>> 0;
   let codec = createBatchCodec();
   for (;;) {
     let n = 0;
@@ -131,7 +231,7 @@ async function main(): Promise<void> {
         if (++n % 1024 === 0) {
           // Publish progress within long batches so the main thread can settle early.
           ret.commit();
-          Atomics.store(ring.i32, R.DONE, done | 0);
+          Atomics.store(ring.i32, R.DONE, visibleDone() | 0);
           ret.wake();
         }
       }
@@ -140,7 +240,7 @@ async function main(): Promise<void> {
     ring.release();
     flushBacklog();
     ret.commit();
-    Atomics.store(ring.i32, R.DONE, done | 0);
+    Atomics.store(ring.i32, R.DONE, visibleDone() | 0);
     ret.wake();
     if (n >= YIELD_EVERY) {
       await new Promise((r) => setImmediate(r));

@@ -10,10 +10,25 @@
 // event goes to the thread with the fewest events in flight. A pool subscribes to its
 // subjects as one subscription per subject (queue group `opts.queue` if given).
 //
+// Publishes from workers (ctx.publish, ctx.publishAsync in lib/bus/worker-main.ts)
+// come back as records on the return ring and enter the bus here, in the order each
+// worker made them. A worker validates subjects and options itself, so those errors
+// throw in the worker. What only the bus can decide (a full lane, a closed bus) comes
+// back to the worker: ctx.publish is fire-and-forget, so its refusal is counted
+// (bus.stats().refused, pool.stats().publishRefused) and reported on the
+// `myelin:bus:worker-publish-refused` diagnostics channel; ctx.publishAsync waits for
+// room like bus.publishAsync and learns its outcome from an acknowledgement the pool
+// posts back (one message per batch of outcomes). While a worker's publishAsync waits,
+// that worker's later publishes queue behind it, so its publishes keep their order.
+// A DONE count never covers an event whose failure, reply or publishes have not yet
+// reached the return ring, so when bus.drain() resolves every worker publish made by
+// a settled delivery is already in the bus.
+//
 // Faults: when a worker exits or crashes, every event in flight on it is failed
 // (dead-lettered by the bus with the exit code) and a new worker takes its place with
 // fresh rings; events that had not reached its ring go to the new worker. A thread
 // whose module keeps failing to load is not restarted more than 5 times a minute.
+import diagnostics from 'node:diagnostics_channel';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -34,9 +49,11 @@ import {
   writeReset,
 } from './event-codec.js';
 import { Ticket } from './ticket.js';
+import { WORKERS_KEYS, checkOptions, describeType } from './options.js';
 import { hashKey } from './route-table.js';
 import type { Subscription } from './subscription.js';
-import type { BusEvent, Priority, PublishOptions, SubscribeOptions } from './types.js';
+import type { BusEvent, Overflow, Priority, PublishOptions, SubscribeOptions } from './types.js';
+import type { Decoded } from './event-codec.js';
 
 export interface WorkerPoolOptions {
   /** Threads to start (default: available cores). */
@@ -57,7 +74,14 @@ export interface PoolHost {
   histogramId: number;
   subscribe(pattern: string, handler: (ev: BusEvent, wantsReply?: boolean) => unknown, opts: SubscribeOptions & { keyAffinity?: boolean }): Subscription;
   publish(subject: string, data?: unknown, opts?: PublishOptions): boolean;
+  publishAsync(subject: string, data?: unknown, opts?: PublishOptions): Promise<void>;
+  readonly overflow: Overflow;
 }
+
+/** A worker publish's outcome, posted back for ctx.publishAsync: [seq] or [seq, code, message]. */
+export type PublishAck = [number] | [number, string, string];
+
+const refusedChannel = diagnostics.channel('myelin:bus:worker-publish-refused');
 
 const PRIORITY_INDEX: Record<Priority, number> = { critical: 0, high: 1, normal: 2, low: 3 };
 const BATCH_MAX = 1024; // events per batch record
@@ -97,6 +121,17 @@ interface Slot {
   resetPending: boolean;
   /** A packed batch that did not fit yet; sent before anything else. */
   staged: { packed: Uint8Array; chunk: Completion[] } | undefined;
+  /** This worker's publishes waiting behind a ctx.publishAsync that waits for room. */
+  parked: Decoded[];
+  /** Outcomes for ctx.publishAsync calls, posted in one message per flush. */
+  acks: PublishAck[];
+}
+
+function publishOptions(rec: Decoded): PublishOptions {
+  const o: PublishOptions = { priority: PRIORITIES[rec.priority] };
+  if (rec.key !== undefined) o.key = rec.key;
+  if (rec.headers !== undefined) o.headers = rec.headers;
+  return o;
 }
 
 const WORKER_MAIN = () => join(packageRoot(), 'dist', 'esm', 'bus', 'worker-main.js');
@@ -111,6 +146,7 @@ export class WorkerPool {
   readonly #subs: Subscription[] = [];
   #closing: Promise<void> | undefined;
   #failedWorkers = 0;
+  #publishRefused = 0;
   #loadError: unknown;
   readonly #cpus: number[];
 
@@ -124,31 +160,47 @@ export class WorkerPool {
   }
 
   static async start(host: PoolHost, moduleUrl: string | URL, opts: WorkerPoolOptions): Promise<WorkerPool> {
-    if (opts === null || typeof opts !== 'object') throw invalidArgument('workers(url, options): options must be an object');
+    // Every option is checked before any thread starts: a bad one must not leave
+    // threads behind (they would keep the process alive).
+    checkOptions(opts, 'workers(url, options)', WORKERS_KEYS);
     const url = moduleUrl instanceof URL ? moduleUrl.href : moduleUrl;
-    if (typeof url !== 'string' || url === '') throw invalidArgument('workers(url): url must be a module URL or path');
+    if (typeof url !== 'string' || url === '') throw invalidArgument(`workers(url): url must be a module URL or path, got ${describeType(url)}`);
     const resolved = /^[a-z]+:/i.test(url) ? url : pathToFileURL(url).href;
     const subjects = typeof opts.subjects === 'string' ? [opts.subjects] : opts.subjects;
     if (!Array.isArray(subjects) || subjects.length === 0) throw invalidArgument('workers: subjects must be a pattern or a non-empty array of patterns');
-    const threads = opts.threads ?? availableParallelism();
+    for (const pattern of subjects) {
+      if (typeof pattern !== 'string') throw invalidArgument(`workers: subjects must be strings, got ${describeType(pattern)}`);
+      try {
+        native().validateSubject(pattern, true);
+      } catch (err) {
+        throw invalidArgument(`workers: invalid subject pattern '${pattern}'`, err);
+      }
+    }
+    const threads = opts.threads === undefined ? availableParallelism() : opts.threads;
     if (!Number.isInteger(threads) || threads < 1 || threads > 1024) throw invalidArgument(`workers: threads must be an integer from 1 to 1024, got ${String(threads)}`);
-    const rb = opts.ringBytes ?? 4 * 1024 * 1024;
+    const rb = opts.ringBytes === undefined ? 4 * 1024 * 1024 : opts.ringBytes;
     if (!Number.isInteger(rb) || rb < 4096 || rb > 2 ** 30 || (rb & (rb - 1)) !== 0) {
       throw invalidArgument(`workers: ringBytes must be a power of two from 4 KiB to 1 GiB, got ${String(rb)}`);
     }
+    if (opts.queue !== undefined && (typeof opts.queue !== 'string' || opts.queue === '')) throw invalidArgument('workers: queue must be a non-empty string');
+    if (opts.pin !== undefined && typeof opts.pin !== 'boolean') throw invalidArgument(`workers: pin must be a boolean, got ${describeType(opts.pin)}`);
     const pool = new WorkerPool(host, resolved, { ...opts, threads, subjects });
     try {
       await Promise.all(Array.from({ length: threads }, (_, i) => pool.#spawn(i)));
+      for (const pattern of subjects) {
+        const sub = host.subscribe(pattern, (ev, wantsReply) => pool.#deliver(ev, wantsReply === true), { queue: opts.queue, concurrency: 2 ** 31, keyAffinity: true });
+        // Events wait in the bus lanes (bounded, counted as queued) rather than in an
+        // unbounded backlog here once every thread's ring is full.
+        sub.full = () => pool.#backlogged() >= pool.threads * 16384;
+        pool.#subs.push(sub);
+      }
     } catch (err) {
+      // A thread failed to start, or the bus refused a subscription (closed meanwhile):
+      // undo everything started so far.
+      for (const sub of pool.#subs) sub.unsubscribe();
+      pool.#closing = Promise.resolve();
       await pool.#terminateAll();
       throw err;
-    }
-    for (const pattern of subjects) {
-      const sub = host.subscribe(pattern, (ev, wantsReply) => pool.#deliver(ev, wantsReply === true), { queue: opts.queue, concurrency: 2 ** 31, keyAffinity: true });
-      // Events wait in the bus lanes (bounded, counted as queued) rather than in an
-      // unbounded backlog here once every thread's ring is full.
-      sub.full = () => pool.#backlogged() >= pool.threads * 16384;
-      pool.#subs.push(sub);
     }
     return pool;
   }
@@ -159,6 +211,9 @@ export class WorkerPool {
     const ret = ByteRing.create(this.#ringBytes);
     const cpu = this.#cpus.length ? this.#cpus[i % this.#cpus.length] : -1;
     const worker = new Worker(WORKER_MAIN(), {
+      // A worker inherits the process's flags; --input-type (a process started with
+      // `node --input-type=module -e ...`) refuses to start a worker from a file.
+      execArgv: process.execArgv.filter((a) => !a.startsWith('--input-type')),
       workerData: { moduleUrl: this.#moduleUrl, ring: ring.sab, ret: ret.sab, index: i, cpu, histogramId: this.#host.histogramId },
     });
     const prev = this.#slots[i];
@@ -181,6 +236,8 @@ export class WorkerPool {
       codec: createBatchCodec(),
       resetPending: false,
       staged: undefined,
+      parked: [],
+      acks: [],
     };
     this.#slots[i] = slot;
     const ready = new Promise<void>((resolve, reject) => {
@@ -311,22 +368,18 @@ export class WorkerPool {
   async #pumpReturns(slot: Slot): Promise<void> {
     const { ring, ret } = slot;
     while (slot.alive || slot.head < slot.fifo.length) {
+      // DONE first, then the records: the worker commits an event's records before its
+      // DONE count covers it, so every failure, reply and publish of the events counted
+      // here is read below, before they settle.
+      const done = Atomics.load(ring.i32, R.DONE) >>> 0;
       for (let at = ret.next(); at >= 0; at = ret.next()) {
         const rec = decodeRecord(ret, at);
         ret.advance();
         if (rec.kind === KIND_FAIL) slot.failures.set(rec.id, rec.data);
         else if (rec.kind === KIND_REPLY) slot.replies.set(rec.id, rec.data);
-        else if (rec.kind === KIND_EVENT) {
-          try {
-            this.#host.publish(rec.subject, rec.data, { key: rec.key, priority: PRIORITIES[rec.priority], headers: rec.headers });
-          } catch {
-            // the bus closed or refused: the worker's publish is dropped, as a
-            // publish after close would be
-          }
-        }
+        else if (rec.kind === KIND_EVENT) this.#workerPublish(slot, rec);
       }
       ret.release();
-      const done = Atomics.load(ring.i32, R.DONE) >>> 0;
       let n = (done - slot.done) >>> 0;
       slot.done = done;
       while (n-- > 0 && slot.head < slot.fifo.length) {
@@ -353,6 +406,68 @@ export class WorkerPool {
       this.#flushBacklog(slot);
       if (!slot.alive) break;
       await ret.waitForData(() => (Atomics.load(ring.i32, R.DONE) >>> 0) !== slot.done);
+    }
+  }
+
+  // ------------------------------------------------------------------ publishes from workers
+
+  /** A publish record from a worker (rec.wantsReply: a ctx.publishAsync, rec.id its sequence number). */
+  #workerPublish(slot: Slot, rec: Decoded): void {
+    if (slot.parked.length > 0 || rec.wantsReply) {
+      slot.parked.push(rec);
+      if (slot.parked.length === 1) void this.#drainParked(slot);
+      return;
+    }
+    this.#publishNow(slot, rec);
+  }
+
+  /** ctx.publish: enqueued now, or refused (counted and reported). */
+  #publishNow(slot: Slot, rec: Decoded): void {
+    let accepted: boolean;
+    try {
+      // false under 'drop-newest' means dropped and counted by the bus, as for any publish
+      accepted = this.#host.publish(rec.subject, rec.data, publishOptions(rec)) || this.#host.overflow !== 'wait';
+    } catch (err) {
+      this.#refuse(slot, rec, err);
+      return;
+    }
+    if (!accepted) this.#refuse(slot, rec, new MyelinError('ERR_BUS_FULL', `ctx.publish('${rec.subject}') from worker ${slot.index}: the lane is full`));
+  }
+
+  /** Publishes a worker's queued records in order; a ctx.publishAsync waits for room. */
+  async #drainParked(slot: Slot): Promise<void> {
+    const parked = slot.parked;
+    while (parked.length > 0) {
+      const rec = parked[0];
+      if (!rec.wantsReply) this.#publishNow(slot, rec);
+      else {
+        try {
+          await this.#host.publishAsync(rec.subject, rec.data, publishOptions(rec));
+          this.#ack(slot, [rec.id]);
+        } catch (err) {
+          this.#refuse(slot, rec, err);
+        }
+      }
+      parked.shift();
+    }
+  }
+
+  #refuse(slot: Slot, rec: Decoded, err: unknown): void {
+    this.#publishRefused++;
+    const code = err instanceof MyelinError ? err.code : 'ERR_INTERNAL';
+    const message = err instanceof Error ? err.message : String(err);
+    if (refusedChannel.hasSubscribers) refusedChannel.publish({ subject: rec.subject, worker: slot.index, code, message });
+    if (rec.wantsReply) this.#ack(slot, [rec.id, code, message]);
+  }
+
+  #ack(slot: Slot, ack: PublishAck): void {
+    slot.acks.push(ack);
+    if (slot.acks.length === 1) {
+      queueMicrotask(() => {
+        const acks = slot.acks;
+        slot.acks = [];
+        if (slot.alive) slot.worker.postMessage({ acks });
+      });
     }
   }
 
@@ -395,8 +510,9 @@ export class WorkerPool {
 
   // ------------------------------------------------------------------ lifecycle
 
-  stats(): { threads: number; inFlight: number[]; backlog: number[]; restarts: number; pinned: string[] } {
+  stats(): { threads: number; inFlight: number[]; backlog: number[]; restarts: number; pinned: string[]; publishRefused: number } {
     return {
+      publishRefused: this.#publishRefused,
       threads: this.threads,
       inFlight: this.#slots.map((s) => s.fifo.length - s.head),
       backlog: this.#slots.map((s) => s.backlog.length),
