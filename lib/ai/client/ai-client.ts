@@ -10,11 +10,13 @@
 //
 //
 // Around that core (each in its own file):
+//   options.ts, request-check.ts  every option and request checked up front (unknown names refused)
 //   cache-layer.ts  exact cache + single flight in front of chat(), stream() and embed()
 //   stream-flight.ts  identical concurrent cacheable streams read one upstream stream
 //   overhead.ts     per call: time inside myelin (less upstream and deliberate waits) -> stats().overheadUs
 //   telemetry.ts    per call: an OpenTelemetry GenAI span (no-op without a TracerProvider)
-//   client-metrics.ts  with `metrics`: per-target counters/histograms, breaker gauge, cache and overhead, into a MetricsSink
+//   client-metrics.ts  with `metrics`: per-target counters/histograms, breaker gauge, cache, overhead and
+//                   limit-store failures, into a MetricsSink
 //   model-router.ts the one routing mechanism: alias -> targets by fallback, weighted or least-latency
 //   failure.ts      how a failure is described: retryable or not, and whether breakers count it
 //   guards.ts       per attempt: the target's circuit breaker, then its rate limits

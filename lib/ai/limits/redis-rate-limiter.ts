@@ -4,7 +4,9 @@
 // (TIME), so replicas with skewed clocks still agree. A process whose request does not
 // fit waits the milliseconds the script names (plus a little jitter, so replicas do
 // not poll in lockstep) and asks again; its local waiters keep the priority/FIFO order
-// of AdmissionQueue.
+// of AdmissionQueue. When Redis fails, onStoreError decides (admit or refuse) and
+// onError hears every failure, onStoreOk every success (the AIClient's
+// client/limit-store.ts counts outages with them).
 import { createHash } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { MyelinError, invalidArgument } from '../../errors.js';
