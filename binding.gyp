@@ -1,5 +1,7 @@
 # The shipping build: `npm install` runs node-gyp-build, which loads a prebuild from
 # prebuilds/ or compiles this. `npm run prebuild` drives it through prebuildify.
+# One target only: prebuildify and node-gyp-build both take the first .node file in
+# build/Release. The test build (MYELIN_TEST_HOOKS) is CMakeLists.txt's myelin_test.
 {
   'includes': ['native/sources.gypi'],
   'targets': [
@@ -18,6 +20,11 @@
       'defines': [
         'NAPI_VERSION=8',
         'NAPI_CPP_EXCEPTIONS',
+        # The backstop: any std::exception (std::bad_alloc from a string or vector in
+        # the binding) that escapes an entry point becomes a JS Error instead of
+        # reaching std::terminate. Failures with a known cause are caught where they
+        # happen and thrown as coded MyelinErrors (native/binding/thread_start.h).
+        'NODE_ADDON_API_CPP_EXCEPTIONS_ALL',
         'NODE_ADDON_API_DISABLE_DEPRECATED',
         'SIMDJSON_EXCEPTIONS=0',
         'SIMDJSON_THREADS_ENABLED=0',

@@ -1,10 +1,16 @@
 import { Worker } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
 import { HistLayout, HistogramRecorder, countsIndex, createHistogram } from '../lib/internal/histogram.js';
-import { native, packageRoot } from '../lib/internal/native.js';
+import { native } from '../lib/internal/native.js';
 import { expectCode } from './helpers.js';
+import { testAddon, testAddonPath, type TestHistogram } from './native-test-build.js';
 
 const addon = native();
+
+/** A histogram of the test build, which has recordNative (the shipping addon does not). */
+function createTestHistogram(): TestHistogram {
+  return new (testAddon().Histogram)();
+}
 
 describe('Histogram binding and JS recorder', () => {
   it('mirrors the native layout', () => {
@@ -22,7 +28,7 @@ describe('Histogram binding and JS recorder', () => {
     // percentile must agree, which holds only if both sides picked the same index.
     const probes = [0, 1, 2, 1023, 1024, 2047, 2048, 2049, 4095, 4096, 123_456, 2 ** 31 - 1, 2 ** 31, 2 ** 32 - 1, 2 ** 32, 2 ** 40 + 12345, 3_600_000_000_000];
     for (const v of probes) {
-      const a = createHistogram();
+      const a = createTestHistogram();
       const b = createHistogram();
       a.recordNative(v);
       const rec = new HistogramRecorder(b);
@@ -62,20 +68,20 @@ describe('Histogram binding and JS recorder', () => {
   });
 
   it('merges native threads, JS shards and workers on read', async () => {
-    const h = createHistogram();
+    const h = createTestHistogram();
     h.recordNative(500, 100_000, 4);
     const rec = new HistogramRecorder(h);
     for (let i = 0; i < 1000; i++) rec.record(7);
-    const root = packageRoot();
+    // The worker loads the same build: histogram ids are per shared object.
     const w = new Worker(
       `const { workerData, parentPort } = require('node:worker_threads');
-       const a = require('node-gyp-build')(workerData.root);
+       const a = require(workerData.addonPath);
        const h = a.Histogram.attach(workerData.id);
        const s = h.acquireShard();
        for (let i = 0; i < 2500; i++) { s[4 + 9]++; s[0]++; s[1] += 9; s[2] = Math.min(s[2], 9); s[3] = Math.max(s[3], 9); }
        h.releaseShard(s);
        parentPort.postMessage('done');`,
-      { eval: true, workerData: { root, id: h.id } },
+      { eval: true, workerData: { addonPath: testAddonPath, id: h.id } },
     );
     await new Promise((resolve, reject) => {
       w.once('message', resolve);
@@ -96,8 +102,11 @@ describe('Histogram binding and JS recorder', () => {
     expectCode(() => rec.record(NaN), 'ERR_INVALID_ARGUMENT');
     rec.record(Infinity); // clamps to 1 h
     expect(h.snapshot().max).toBe(HistLayout.HIGHEST_TRACKABLE);
-    expectCode(() => h.recordNative(-5), 'ERR_INVALID_ARGUMENT');
-    expectCode(() => h.recordNative(NaN), 'ERR_INVALID_ARGUMENT');
+    const t = createTestHistogram();
+    expectCode(() => t.recordNative(-5), 'ERR_INVALID_ARGUMENT');
+    expectCode(() => t.recordNative(NaN), 'ERR_INVALID_ARGUMENT');
+    expectCode(() => t.recordNative(1, 1, 65), 'ERR_INVALID_ARGUMENT');
+    t.close();
     expectCode(() => addon.Histogram.attach(987_654), 'ERR_NOT_FOUND');
     const shards: Float64Array[] = [];
     try {

@@ -1,15 +1,16 @@
 // STYLE.md's misuse list against the bindings: a callback that throws, re-entrant calls
 // from a callback, close from inside a callback, GC while handles and threads are live.
+// Native producer threads (startProducer) exist only in the test build of the addon,
+// so these tests load it (test/native-test-build.ts), in this process and in children.
 import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
-import { native, packageRoot } from '../lib/internal/native.js';
 import { SpscRingView } from '../lib/internal/ring.js';
+import { testAddon, testAddonPath } from './native-test-build.js';
 
-const root = packageRoot();
-const addon = native();
+const addon = testAddon();
 
 function child(code: string, flags: string[] = []) {
-  const r = spawnSync(process.execPath, [...flags, '-e', `const a = require('node-gyp-build')(${JSON.stringify(root)});\n${code}`], {
+  const r = spawnSync(process.execPath, [...flags, '-e', `const a = require(${JSON.stringify(testAddonPath)});\n${code}`], {
     encoding: 'utf8',
     timeout: 60_000,
   });

@@ -45,6 +45,31 @@ describe('package entry points', () => {
     expect(esm.out).toBe('3');
   });
 
+  it('ships neither the test build nor build stamps, and the shipping builds hold one addon each', () => {
+    // npm's own file list (scripts off: prepare would rebuild dist/ under the other tests).
+    const r = spawnSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: root, encoding: 'utf8', timeout: 60_000 });
+    expect(r.status, r.stderr).toBe(0);
+    const files: string[] = JSON.parse(r.stdout)[0].files.map((f: { path: string }) => f.path);
+    expect(files).toContain('dist/esm/index.js');
+    expect(files).toContain('native/binding/thread_start.h');
+    expect(files.filter((f) => f.startsWith('build') || f.includes('myelin_test') || f.endsWith('.build-stamp'))).toEqual([]);
+    // prebuildify and node-gyp-build both take the first .node file in build/Release:
+    // there must be exactly one, the shipping addon, with no test hooks.
+    const nodeFiles = (dir: string) => (existsSync(dir) ? readdirSync(dir).filter((f) => f.endsWith('.node')) : []);
+    expect(nodeFiles(join(root, 'build', 'Release'))).toEqual(['myelin.node']);
+    const prebuilt = join(root, 'prebuilds', `${process.platform}-${process.arch}`);
+    const addons = [join(root, 'build', 'Release', 'myelin.node'), ...nodeFiles(prebuilt).map((f) => join(prebuilt, f))];
+    if (existsSync(prebuilt)) expect(nodeFiles(prebuilt)).toHaveLength(1);
+    for (const file of addons) {
+      const probe = node(
+        ['-e', `const a = require(${JSON.stringify(file)}); console.log(['failThreadStarts' in a, 'startProducer' in a.SpscRing.prototype, 'recordNative' in a.Histogram.prototype].join());`],
+        root,
+      );
+      expect(probe.err).toBe('');
+      expect(probe.out, file).toBe('false,false,false');
+    }
+  });
+
   describe('prebuilds', () => {
     const dir = mkdtempSync(join(tmpdir(), 'myelin-prebuild-'));
     afterAll(() => rmSync(dir, { recursive: true, force: true }));

@@ -1,15 +1,25 @@
 import { Worker } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
-import { native, packageRoot } from '../lib/internal/native.js';
+import { native } from '../lib/internal/native.js';
 import { RingLayout as L } from '../lib/internal/ring-layout.js';
 import { SpscRingView, ringBytes } from '../lib/internal/ring.js';
 import { expectCode } from './helpers.js';
+import { testAddon, testAddonPath } from './native-test-build.js';
 
+// The shipping addon, except where a test needs a native producer thread
+// (startProducer exists only in the test build).
 const addon = native();
 
 function newRing(capacity: number) {
   const sab = new SharedArrayBuffer(addon.SpscRing.bytesFor(capacity));
   const ring = new addon.SpscRing(new Int32Array(sab), capacity, true);
+  return { sab, ring };
+}
+
+function newTestRing(capacity: number) {
+  const { SpscRing } = testAddon();
+  const sab = new SharedArrayBuffer(SpscRing.bytesFor(capacity));
+  const ring = new SpscRing(new Int32Array(sab), capacity, true);
   return { sab, ring };
 }
 
@@ -84,14 +94,21 @@ describe('SpscRing binding', () => {
     expectCode(() => ring.push(new Uint32Array(2) as never), 'ERR_INVALID_ARGUMENT', /BigUint64Array/);
     expectCode(() => ring.pop([] as never), 'ERR_INVALID_ARGUMENT');
     expectCode(() => ring.watch('x' as never), 'ERR_INVALID_ARGUMENT');
-    expectCode(() => ring.startProducer(-1), 'ERR_INVALID_ARGUMENT');
     ring.close();
     ring.close(); // idempotent
     expectCode(() => ring.push(new BigUint64Array(1)), 'ERR_CLOSED');
   });
 
+  it('startProducer (test build) rejects a bad count and batch', () => {
+    const { ring } = newTestRing(8);
+    for (const bad of [-1, 1.5, NaN, 2 ** 53]) expectCode(() => ring.startProducer(bad), 'ERR_INVALID_ARGUMENT');
+    expectCode(() => ring.startProducer(1, 0), 'ERR_INVALID_ARGUMENT');
+    ring.close();
+    expectCode(() => ring.startProducer(1), 'ERR_CLOSED');
+  });
+
   it('wakes a JS consumer through libuv when a native producer pushes', async () => {
-    const { sab, ring } = newRing(256);
+    const { sab, ring } = newTestRing(256);
     const view = new SpscRingView(sab, 256, false, () => ring.wake());
     const total = 200_000;
     const buf = new Uint32Array(512);
@@ -123,14 +140,13 @@ describe('SpscRing binding', () => {
   });
 
   it('a native producer parked on a full ring is woken by a JS consumer in a worker', async () => {
-    const { sab, ring } = newRing(16);
+    const { sab, ring } = newTestRing(16);
     const total = 50_000;
     ring.startProducer(total, 8);
-    const root = packageRoot();
     const worker = new Worker(
       `
       const { workerData, parentPort } = require('node:worker_threads');
-      const addon = require('node-gyp-build')(workerData.root);
+      const addon = require(workerData.addonPath);
       const { sab } = workerData;
       // The native handle only to wake the parked native producer (JS cannot reach an OS futex).
       const handle = new addon.SpscRing(new Int32Array(sab), 16, false);
@@ -150,7 +166,7 @@ describe('SpscRing binding', () => {
       handle.close();
       parentPort.postMessage({ sum, count });
       `,
-      { eval: true, workerData: { sab, root } },
+      { eval: true, workerData: { sab, addonPath: testAddonPath } },
     );
     const result = await new Promise<{ sum: number; count: number }>((resolve, reject) => {
       worker.once('message', resolve);

@@ -1,8 +1,13 @@
-// The one table of MyelinError codes. Public codes are part of the contract
-// (shared/API.md); internal ones come from native statuses. The native status table
-// (native/src/common/status.h) maps onto these; test/native.test.ts checks that every
-// native code appears here.
-export const ErrorCodes = {
+// The one table of MyelinError codes, in two parts:
+//   PublicErrorCodes  the contract (shared/API.md's error table, restated in README.md's
+//                     "Errors" table); lib/ throws these.
+//   NativeErrorCodes  the codes of native statuses (native/src/common/status.h) that are
+//                     not public codes; the binding throws them, and lib/ may rethrow.
+// test/errors.test.ts checks both directions: every code native can produce is here,
+// every public code is documented in README.md, every code lib/ names is here, and every
+// native code here is produced by some native status. The status kOk maps to "OK",
+// which is never an error and so is not a code here.
+export const PublicErrorCodes = {
   ERR_INVALID_ARGUMENT: 'bad option, bad subject or wrong type',
   ERR_BUS_FULL: "publish under overflow: 'reject' when the lane is full",
   ERR_BUS_CLOSED: 'publish or subscribe after close()',
@@ -18,8 +23,10 @@ export const ErrorCodes = {
   ERR_AI_CLOSED: 'a call on an AIClient after close()',
   ERR_WORKER_EXITED: 'the worker thread handling the event exited or crashed',
   ERR_HANDLER_FAILED: 'the handler that answered a request threw or rejected (cause attached)',
-  // From native statuses.
-  OK: 'success (never thrown)',
+  ERR_NATIVE_UNAVAILABLE: 'the native addon could not be loaded',
+} as const;
+
+export const NativeErrorCodes = {
   ERR_FULL: 'a ring or pool is full',
   ERR_EMPTY: 'a ring is empty',
   ERR_CLOSED: 'the handle or ring is closed',
@@ -31,7 +38,14 @@ export const ErrorCodes = {
   ERR_PERMISSION_DENIED: 'the operating system refused',
   ERR_TIMED_OUT: 'a native wait timed out',
   ERR_INTERNAL: 'a bug in myelin: please report it',
-  ERR_NATIVE_UNAVAILABLE: 'the native addon could not be loaded',
+  ERR_RESOURCE_EXHAUSTED: 'the system refused a native thread or another resource',
 } as const;
 
+export const ErrorCodes = { ...PublicErrorCodes, ...NativeErrorCodes } as const;
+
 export type ErrorCode = keyof typeof ErrorCodes;
+
+/** Whether `code` is a MyelinError code (an own key of the table, not an inherited name like 'toString'). */
+export function isErrorCode(code: unknown): code is ErrorCode {
+  return typeof code === 'string' && Object.hasOwn(ErrorCodes, code);
+}

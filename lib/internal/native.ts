@@ -1,6 +1,8 @@
 // Loads the native addon (a prebuild from prebuilds/, or build/Release) once per
 // thread and gives it a typed face. Only lib/ code imports this; the public API never
-// exposes native handles directly.
+// exposes native handles directly. This is the shipping addon: the test hooks
+// (startProducer, recordNative, failThreadStarts) exist only in the test build, typed
+// and loaded by test/native-test-build.ts.
 import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
@@ -17,7 +19,6 @@ export interface NativeSpscRing {
   watch(onItems: () => void): void;
   wake(): void;
   unwatch(): void;
-  startProducer(count: number, batch?: number): void;
   close(): void;
 }
 
@@ -44,7 +45,6 @@ export interface NativeHistogram {
   readonly id: number;
   acquireShard(): Float64Array;
   releaseShard(shard: Float64Array): void;
-  recordNative(value: number, times?: number, threads?: number): void;
   snapshot(): NativeHistogramSnapshot;
   valueAtPercentile(p: number): number;
   reset(): void;

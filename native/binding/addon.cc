@@ -1,5 +1,8 @@
 #include "addon.h"
 
+#include <new>
+#include <stdexcept>
+#include <string>
 #include <vector>
 
 #include "common/status.h"
@@ -21,6 +24,10 @@ MyelinAddon::MyelinAddon(Napi::Env env, Napi::Object exports) : handles_(std::ma
   DefineAddon(exports, {
                            InstanceMethod("setErrorClass", &MyelinAddon::SetErrorClass),
                            InstanceMethod("statusTable", &MyelinAddon::StatusTable),
+#ifdef MYELIN_TEST_HOOKS
+                           InstanceMethod("failThreadStarts", &MyelinAddon::FailThreadStarts),
+                           InstanceMethod("throwNative", &MyelinAddon::ThrowNative),
+#endif
                        });
   exports.Set("napiVersion", Napi::Number::New(env, NAPI_VERSION));
   InitRing(env, exports, this);
@@ -42,7 +49,7 @@ Napi::Value MyelinAddon::SetErrorClass(const Napi::CallbackInfo& info) {
 }
 
 // [{ name, code, message }] for every core status, so TS can check its code table
-// covers them (test/native.test.ts).
+// covers them (test/errors.test.ts).
 Napi::Value MyelinAddon::StatusTable(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Array out = Napi::Array::New(env);
@@ -59,6 +66,27 @@ Napi::Value MyelinAddon::StatusTable(const Napi::CallbackInfo& info) {
 #undef MYELIN_STATUS_ROW
   return out;
 }
+
+#ifdef MYELIN_TEST_HOOKS
+// failThreadStarts(fail, pass = 0): after `pass` more successful thread starts, the next
+// `fail` ones are refused. failThreadStarts(0) clears it.
+Napi::Value MyelinAddon::FailThreadStarts(const Napi::CallbackInfo& info) {
+  const uint32_t fail = ArgU32(info, 0, "fail");
+  const uint32_t pass = info.Length() > 1 && !info[1].IsUndefined() ? ArgU32(info, 1, "pass") : 0;
+  thread_start_faults = ThreadStartFaults{pass, fail};
+  return info.Env().Undefined();
+}
+
+// throwNative(kind): lets a standard C++ exception escape an entry point, to check
+// that NODE_ADDON_API_CPP_EXCEPTIONS_ALL turns it into a JS exception, not an abort.
+Napi::Value MyelinAddon::ThrowNative(const Napi::CallbackInfo& info) {
+  const std::string kind = ArgString(info, 0, "kind");
+  if (kind == "bad_alloc") throw std::bad_alloc();
+  if (kind == "runtime_error") throw std::runtime_error("myelin test: runtime_error");
+  if (kind == "int") throw 42;
+  ThrowInvalid(info.Env(), "kind must be bad_alloc, runtime_error or int");
+}
+#endif
 
 NODE_API_ADDON(MyelinAddon)
 

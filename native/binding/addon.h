@@ -41,9 +41,31 @@ class HandleSet {
   std::unordered_set<Handle*> handles_;
 };
 
+#ifdef MYELIN_TEST_HOOKS
+// Test build only: the next `fail` thread starts after `pass` successful ones fail as a
+// refused thread does (thread_start.h). Touched only on the environment's JS thread,
+// which is the only thread that starts threads.
+struct ThreadStartFaults {
+  uint32_t pass = 0;
+  uint32_t fail = 0;
+  bool NextStartFails() {
+    if (fail == 0) return false;
+    if (pass > 0) {
+      --pass;
+      return false;
+    }
+    --fail;
+    return true;
+  }
+};
+#endif
+
 class MyelinAddon : public Napi::Addon<MyelinAddon> {
  public:
   MyelinAddon(Napi::Env env, Napi::Object exports);
+#ifdef MYELIN_TEST_HOOKS
+  ThreadStartFaults thread_start_faults;
+#endif
 
   std::shared_ptr<HandleSet> handles() const { return handles_; }
   // The TS MyelinError class, registered by lib/internal/native.ts at load.
@@ -54,6 +76,10 @@ class MyelinAddon : public Napi::Addon<MyelinAddon> {
  private:
   Napi::Value SetErrorClass(const Napi::CallbackInfo& info);
   Napi::Value StatusTable(const Napi::CallbackInfo& info);
+#ifdef MYELIN_TEST_HOOKS
+  Napi::Value FailThreadStarts(const Napi::CallbackInfo& info);
+  Napi::Value ThrowNative(const Napi::CallbackInfo& info);
+#endif
   std::shared_ptr<HandleSet> handles_;
 };
 

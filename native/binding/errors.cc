@@ -6,7 +6,8 @@
 
 namespace myelin::binding {
 
-Napi::Error MakeError(Napi::Env env, const char* code, const std::string& message) {
+Napi::Error MakeError(Napi::Env env, Status s, const std::string& message) {
+  const char* code = StatusCode(s);
   MyelinAddon* addon = AddonOf(env);
   if (addon && !addon->error_class.IsEmpty()) {
     Napi::Object err = addon->error_class.New({Napi::String::New(env, code), Napi::String::New(env, message)});
@@ -18,11 +19,13 @@ Napi::Error MakeError(Napi::Env env, const char* code, const std::string& messag
 }
 
 void ThrowStatus(Napi::Env env, Status s, const std::string& context) {
-  throw MakeError(env, StatusCode(s), context + ": " + StatusMessage(s));
+  // kOk ("OK") is not an error code; throwing it is a binding bug, reported as one.
+  if (Ok(s)) throw MakeError(env, Status::kInternal, context + ": ThrowStatus called with OK");
+  throw MakeError(env, s, context + ": " + StatusMessage(s));
 }
 
 void ThrowInvalid(Napi::Env env, const std::string& what) {
-  throw MakeError(env, "ERR_INVALID_ARGUMENT", what);
+  throw MakeError(env, Status::kInvalidArgument, what);
 }
 
 double ArgNumber(const Napi::CallbackInfo& info, size_t i, const char* name) {

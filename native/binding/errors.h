@@ -10,8 +10,9 @@
 namespace myelin::binding {
 
 // A MyelinError (or, before lib/internal/native.ts registered the class, an Error
-// with a `code`) for `code`/`message`.
-Napi::Error MakeError(Napi::Env env, const char* code, const std::string& message);
+// with a `code`) whose code is StatusCode(s): every code the binding produces comes
+// from the one status table, so test/errors.test.ts can check them all.
+Napi::Error MakeError(Napi::Env env, Status s, const std::string& message);
 
 // Throws the MyelinError for a non-OK status, prefixed with what was being done.
 [[noreturn]] void ThrowStatus(Napi::Env env, Status s, const std::string& context);

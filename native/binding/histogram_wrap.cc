@@ -13,6 +13,7 @@
 #include "addon.h"
 #include "errors.h"
 #include "hist/histogram.h"
+#include "thread_start.h"
 
 namespace myelin::binding {
 namespace {
@@ -63,7 +64,9 @@ class HistogramWrap : public Napi::ObjectWrap<HistogramWrap> {
                            StaticMethod("attach", &HistogramWrap::Attach),
                            InstanceMethod("acquireShard", &HistogramWrap::AcquireShard),
                            InstanceMethod("releaseShard", &HistogramWrap::ReleaseShard),
+#ifdef MYELIN_TEST_HOOKS
                            InstanceMethod("recordNative", &HistogramWrap::RecordNative),
+#endif
                            InstanceMethod("snapshot", &HistogramWrap::Snapshot),
                            InstanceMethod("valueAtPercentile", &HistogramWrap::ValueAtPercentile),
                            InstanceMethod("reset", &HistogramWrap::Reset),
@@ -87,7 +90,7 @@ class HistogramWrap : public Napi::ObjectWrap<HistogramWrap> {
 
  private:
   Histogram* Checked(Napi::Env env) {
-    if (!hist_) throw MakeError(env, "ERR_CLOSED", "Histogram handle is closed");
+    if (!hist_) throw MakeError(env, Status::kClosed, "Histogram handle is closed");
     return hist_.get();
   }
 
@@ -95,7 +98,7 @@ class HistogramWrap : public Napi::ObjectWrap<HistogramWrap> {
     Napi::Env env = info.Env();
     uint32_t id = ArgU32(info, 0, "id");
     std::shared_ptr<Histogram> h = GlobalRegistry().Find(id);
-    if (!h) throw MakeError(env, "ERR_NOT_FOUND", "Histogram.attach(" + std::to_string(id) + "): no live histogram has this id");
+    if (!h) throw MakeError(env, Status::kNotFound, "Histogram.attach(" + std::to_string(id) + "): no live histogram has this id");
     std::shared_ptr<Histogram> copy = h;
     auto ext = Napi::External<std::shared_ptr<Histogram>>::New(env, &copy);
     return AddonOf(env)->histogram_ctor.New({ext, Napi::Number::New(env, id)});
@@ -124,8 +127,11 @@ class HistogramWrap : public Napi::ObjectWrap<HistogramWrap> {
     return env.Undefined();
   }
 
-  // recordNative(value, times = 1, threads = 0): records from native code; with
-  // threads > 0, from that many native threads at once (tests and benchmarks).
+#ifdef MYELIN_TEST_HOOKS
+  // recordNative(value, times = 1, threads = 0), test build only: records from native
+  // code (the bucket math the JS recorder must match); with threads > 0, from that many
+  // native threads at once. If a thread start is refused, the threads already started
+  // are joined (their records stay) and ERR_RESOURCE_EXHAUSTED is thrown.
   Napi::Value RecordNative(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     Histogram* h = Checked(env);
@@ -136,16 +142,23 @@ class HistogramWrap : public Napi::ObjectWrap<HistogramWrap> {
     const uint64_t value = v >= 1.8e19 ? UINT64_MAX : static_cast<uint64_t>(v);
     if (threads == 0) {
       for (uint32_t i = 0; i < times; ++i) h->Record(value);
-    } else {
-      std::vector<std::thread> ts;
-      for (uint32_t t = 0; t < threads; ++t)
-        ts.emplace_back([h, value, times] {
-          for (uint32_t i = 0; i < times; ++i) h->Record(value);
-        });
-      for (auto& t : ts) t.join();
+      return env.Undefined();
     }
+    std::vector<std::thread> ts;
+    ts.reserve(threads);  // so push_back never throws with a started thread in hand
+    try {
+      for (uint32_t t = 0; t < threads; ++t)
+        ts.push_back(StartThread(env, "Histogram.recordNative", [h, value, times] {
+          for (uint32_t i = 0; i < times; ++i) h->Record(value);
+        }));
+    } catch (...) {
+      for (auto& t : ts) t.join();
+      throw;
+    }
+    for (auto& t : ts) t.join();
     return env.Undefined();
   }
+#endif
 
   Napi::Value Snapshot(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();

@@ -15,6 +15,7 @@
 #include "addon.h"
 #include "errors.h"
 #include "queue/spsc_ring.h"
+#include "thread_start.h"
 
 namespace myelin::binding {
 namespace {
@@ -35,7 +36,9 @@ class RingWrap : public Napi::ObjectWrap<RingWrap>, public Handle, public Notifi
                            InstanceMethod("watch", &RingWrap::Watch),
                            InstanceMethod("wake", &RingWrap::Wake),
                            InstanceMethod("unwatch", &RingWrap::Unwatch),
+#ifdef MYELIN_TEST_HOOKS
                            InstanceMethod("startProducer", &RingWrap::StartProducer),
+#endif
                            InstanceMethod("close", &RingWrap::CloseJs),
                            InstanceAccessor("capacity", &RingWrap::Capacity, nullptr),
                        });
@@ -103,7 +106,7 @@ class RingWrap : public Napi::ObjectWrap<RingWrap>, public Handle, public Notifi
 
  private:
   Ring* Checked(Napi::Env env) {
-    if (closed_) throw MakeError(env, "ERR_CLOSED", "SpscRing handle is closed");
+    if (closed_) throw MakeError(env, Status::kClosed, "SpscRing handle is closed");
     return ring_.get();
   }
 
@@ -182,9 +185,11 @@ class RingWrap : public Napi::ObjectWrap<RingWrap>, public Handle, public Notifi
     }
   }
 
-  // startProducer(count, batch = 64): a native thread pushes 0..count-1 and then marks
-  // the ring closed. This is how native I/O threads feed JS consumers; tests and
-  // benchmarks use it to drive the wake-up path.
+#ifdef MYELIN_TEST_HOOKS
+  // startProducer(count, batch = 64), test build only: a native thread pushes
+  // 0..count-1 and then marks the ring closed, standing in for a native I/O thread so
+  // tests can drive the wake-up and parking paths. A refused thread start throws
+  // ERR_RESOURCE_EXHAUSTED and leaves the handle as it was.
   Napi::Value StartProducer(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     Ring* r = Checked(env);
@@ -194,8 +199,12 @@ class RingWrap : public Napi::ObjectWrap<RingWrap>, public Handle, public Notifi
     uint32_t batch = info.Length() > 1 && !info[1].IsUndefined() ? ArgU32(info, 1, "batch", 1u << 16) : 64;
     if (batch == 0) ThrowInvalid(env, "batch must be at least 1");
     const uint64_t count = static_cast<uint64_t>(count_d);
-    producers_.emplace_back([this, r, count, batch] {
-      std::vector<uint64_t> buf(batch);
+    // Everything that can throw happens here, on the JS thread: the batch buffer (an
+    // exception inside the thread body would terminate) and room for the std::thread
+    // (a started, joinable thread must never be dropped).
+    std::vector<uint64_t> buf(batch);
+    producers_.reserve(producers_.size() + 1);
+    producers_.push_back(StartThread(env, "SpscRing.startProducer", [this, r, count, batch, buf = std::move(buf)]() mutable {
       WaitOptions opts;
       for (uint64_t sent = 0; sent < count && !stop_.load(std::memory_order_acquire);) {
         const size_t want = static_cast<size_t>(std::min<uint64_t>(batch, count - sent));
@@ -211,9 +220,10 @@ class RingWrap : public Napi::ObjectWrap<RingWrap>, public Handle, public Notifi
         sent += k;
       }
       if (!stop_.load(std::memory_order_acquire)) r->Close();
-    });
+    }));
     return env.Undefined();
   }
+#endif
 
   Napi::Value CloseJs(const Napi::CallbackInfo& info) {
     Close();

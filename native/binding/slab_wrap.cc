@@ -96,7 +96,7 @@ class SlabWrap : public Napi::ObjectWrap<SlabWrap> {
   }
 
   Slab* Checked(Napi::Env env) {
-    if (!holder_) throw MakeError(env, "ERR_CLOSED", "Slab is closed");
+    if (!holder_) throw MakeError(env, Status::kClosed, "Slab is closed");
     return holder_->slab.get();
   }
 

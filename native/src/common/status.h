@@ -2,7 +2,9 @@
 // aborts; it returns one of these. The binding maps each to a MyelinError code through
 // the table below (several statuses may share one public code: a bad subject is an
 // ERR_INVALID_ARGUMENT to the caller whichever rule it broke; the message tells which).
-// test/native.test.ts checks every code here exists in lib/internal/codes.ts.
+// test/errors.test.ts checks both directions against lib/internal/codes.ts (through the
+// addon's statusTable()). New rows go at the end: a status's number crosses to JS
+// (JsonExtractor.extractBatch's statuses) and must not shift.
 #pragma once
 
 #include <cstdint>
@@ -27,7 +29,8 @@ namespace myelin {
   X(kUnsupported, "ERR_UNSUPPORTED", "not supported on this system")               \
   X(kPermissionDenied, "ERR_PERMISSION_DENIED", "permission denied")               \
   X(kTimedOut, "ERR_TIMED_OUT", "timed out")                                       \
-  X(kInternal, "ERR_INTERNAL", "internal error")
+  X(kInternal, "ERR_INTERNAL", "internal error")                                   \
+  X(kResourceExhausted, "ERR_RESOURCE_EXHAUSTED", "the system refused a thread or another resource")
 
 enum class Status : int32_t {
 #define MYELIN_STATUS_ENUM(name, code, msg) name,
