@@ -36,10 +36,12 @@ import {
   type ParsedPublish,
   REQUEST_KEYS,
   SUBSCRIBE_KEYS,
+  checkJsonData,
   checkOptions,
   describeType,
   parsePublishOptions,
 } from './options.js';
+import { JsonBusEvent } from './json-event.js';
 import { Reply } from './reply.js';
 import { QueueGroup, type Route, RouteTable } from './route-table.js';
 import { type Handler, Subscription, type Tracker } from './subscription.js';
@@ -63,6 +65,16 @@ export interface BusOptions {
   transport?: undefined | { kind: 'nats' | 'redis'; [k: string]: unknown };
   /** A Metrics instance (or any MetricsSink): the bus's counters, queue depths and latency (lib/bus/bus-metrics.ts). */
   metrics?: MetricsSink;
+}
+
+/** The extra of a JSON-bytes event without headers: shared, never mutated. */
+const JSON_EXTRA: EventExtra = Object.freeze({ json: true });
+
+/** Parses a publish's options, and checks that JSON-bytes data is bytes. */
+function parseFor(data: unknown, opts: PublishOptions, where: string, keys: ReadonlySet<string>): ParsedPublish {
+  const o = parsePublishOptions(opts, where, keys);
+  if (o.json) checkJsonData(data, where);
+  return o;
 }
 
 function isThenable(v: unknown): v is PromiseLike<unknown> {
@@ -152,7 +164,7 @@ export class Bus {
     const ok =
       opts === undefined
         ? this.#enqueue(route, data, 2, undefined, undefined)
-        : this.#enqueueWith(route, data, parsePublishOptions(opts, 'publish', PUBLISH_KEYS));
+        : this.#enqueueWith(route, data, parseFor(data, opts, 'publish', PUBLISH_KEYS));
     if (!ok && this.#overflow === 'wait') this.#refused++;
     return ok;
   }
@@ -161,7 +173,7 @@ export class Bus {
   async publishAsync(subject: string, data?: unknown, opts?: PublishOptions): Promise<void> {
     if (this.#closed) throw new MyelinError('ERR_BUS_CLOSED', `publishAsync('${String(subject)}'): the bus is closed`);
     this.#route(subject, 'publishAsync');
-    const o = opts === undefined ? DEFAULT_PUBLISH : parsePublishOptions(opts, 'publishAsync', PUBLISH_KEYS);
+    const o = opts === undefined ? DEFAULT_PUBLISH : parseFor(data, opts, 'publishAsync', PUBLISH_KEYS);
     for (;;) {
       if (this.#closed) throw new MyelinError('ERR_BUS_CLOSED', `publishAsync('${subject}'): the bus closed while waiting for room`);
       // The route is looked up again after each wait: subscriptions may have changed.
@@ -188,7 +200,7 @@ export class Bus {
       const it = items[i];
       const where = `publishBatch: items[${i}]`;
       if (it === null || typeof it !== 'object') throw invalidArgument(`${where} must be an object, got ${describeType(it)}`);
-      parsed[i] = parsePublishOptions(it, where, BATCH_KEYS);
+      parsed[i] = parseFor(it.data, it, where, BATCH_KEYS);
       routes[i] = this.#route(it.subject, where);
     }
     if (this.#overflow === 'reject') this.#reserveBatch(routes, parsed);
@@ -237,7 +249,8 @@ export class Bus {
   }
 
   #enqueueWith(route: Route, data: unknown, o: ParsedPublish): boolean {
-    return this.#enqueue(route, data, o.lane, o.key, o.headers === undefined ? undefined : { headers: o.headers });
+    const extra = o.headers !== undefined ? { headers: o.headers, json: o.json } : o.json ? JSON_EXTRA : undefined;
+    return this.#enqueue(route, data, o.lane, o.key, extra);
   }
 
   /** Puts one event in its lane, applying the overflow policy; false: not enqueued. */
@@ -365,15 +378,18 @@ export class Bus {
           const key = q.key[i];
           const extra = q.extra[i];
           const time = q.time[i];
-          const ev: BusEvent = {
-            subject: route.subject,
-            data: q.data[i],
-            key,
-            priority,
-            headers: extra?.headers,
-            id: q.id[i],
-            time,
-          };
+          const ev: BusEvent =
+            extra?.json === true
+              ? new JsonBusEvent(route.subject, q.data[i] as Uint8Array, key, priority, extra.headers, q.id[i], time)
+              : {
+                  subject: route.subject,
+                  data: q.data[i],
+                  key,
+                  priority,
+                  headers: extra?.headers,
+                  id: q.id[i],
+                  time,
+                };
           if (key !== undefined) this.#keyLeft(key);
           q.shift();
           budget--;
@@ -561,10 +577,12 @@ export class Bus {
     if (ev.subject.startsWith('$DLQ.')) return; // never dead-letter a dead letter
     const dlq = `$DLQ.${ev.subject}`;
     const route = this.#routes.get(dlq);
-    const letter = {
-      error: describeError(err),
-      event: { subject: ev.subject, data: ev.data, key: ev.key, priority: ev.priority, headers: ev.headers, id: ev.id, time: ev.time },
-    };
+    // A JSON-bytes event is dead-lettered as its bytes (its JSON may be what failed).
+    const event =
+      ev instanceof JsonBusEvent
+        ? { subject: ev.subject, data: ev.bytes, contentType: ev.contentType, key: ev.key, priority: ev.priority, headers: ev.headers, id: ev.id, time: ev.time }
+        : { subject: ev.subject, data: ev.data, key: ev.key, priority: ev.priority, headers: ev.headers, id: ev.id, time: ev.time };
+    const letter = { error: describeError(err), event };
     try {
       // A full lane refuses the dead letter like any publish: counted in `refused`
       // (the event itself is counted in `failed` either way).
@@ -639,7 +657,7 @@ export class Bus {
       if (this.#closed) throw new MyelinError('ERR_BUS_CLOSED', `request('${String(subject)}'): the bus is closed`);
       route = this.#route(subject, 'request');
       const o = opts === undefined ? {} : opts;
-      parsed = parsePublishOptions(o, 'request', REQUEST_KEYS);
+      parsed = parseFor(data, o, 'request', REQUEST_KEYS);
       timeoutMs = o.timeoutMs === undefined ? 5000 : o.timeoutMs;
       if (typeof timeoutMs !== 'number' || !(timeoutMs > 0) || timeoutMs > 2 ** 31 - 1) {
         throw invalidArgument(`request: timeoutMs must be a number from 1 to 2^31-1, got ${String(timeoutMs)}`);
@@ -666,7 +684,7 @@ export class Bus {
         if (signal.aborted) return onAbort();
         signal.addEventListener('abort', onAbort, { once: true });
       }
-      const extra: EventExtra = { headers: parsed.headers, reply: new Reply(subject, finish) };
+      const extra: EventExtra = { headers: parsed.headers, json: parsed.json, reply: new Reply(subject, finish) };
       try {
         const ok = this.#enqueue(route, data, parsed.lane, parsed.key, extra);
         if (!ok && this.#overflow === 'wait') {

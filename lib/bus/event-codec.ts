@@ -4,7 +4,7 @@
 //   0  u8  kind       1 event/publish, 2 failure, 3 reply
 //   1  u8  priority   0 critical .. 3 low
 //   2  u8  dataKind   0 undefined, 1 msgpack, 2 Uint8Array bytes, 3 Buffer bytes
-//   3  u8  flags      1 has key, 2 has headers, 4 wants a reply
+//   3  u8  flags      1 has key, 2 has headers, 4 wants a reply, 8 data is JSON bytes
 //   4  u16 subject bytes
 //   6  u16 key bytes
 //   8  f64 id
@@ -18,6 +18,7 @@
 import { Packr } from 'msgpackr';
 import { MyelinError } from '../errors.js';
 import type { ByteRing } from './byte-ring.js';
+import { JsonBusEvent } from './json-event.js';
 
 export const KIND_EVENT = 1;
 export const KIND_FAIL = 2;
@@ -42,6 +43,8 @@ export interface Encodable {
   id: number;
   time: number;
   wantsReply: boolean;
+  /** The data is UTF-8 JSON bytes (a publish with contentType 'application/json'). */
+  json?: boolean;
 }
 
 /** A decoded record has the same fields as the one encoded. */
@@ -109,7 +112,7 @@ export function encodeRecord(ring: ByteRing, r: Encodable): boolean {
   v.setUint8(at, r.kind);
   v.setUint8(at + 1, r.priority);
   v.setUint8(at + 2, dataKind);
-  v.setUint8(at + 3, (r.key !== undefined ? 1 : 0) | (headers !== undefined ? 2 : 0) | (r.wantsReply ? 4 : 0));
+  v.setUint8(at + 3, (r.key !== undefined ? 1 : 0) | (headers !== undefined ? 2 : 0) | (r.wantsReply ? 4 : 0) | (r.json === true ? 8 : 0));
   v.setUint16(at + 4, subjectBytes, true);
   v.setUint16(at + 6, keyBytes, true);
   v.setFloat64(at + 8, r.id, true);
@@ -159,7 +162,7 @@ export function decodeRecord(ring: ByteRing, at: number): Decoded {
   if (dataKind === 1) data = packr.unpack(ring.u8.slice(p, p + dataBytes));
   else if (dataKind === 2) data = ring.u8.slice(p, p + dataBytes);
   else if (dataKind === 3) data = Buffer.from(ring.u8.slice(p, p + dataBytes).buffer);
-  return { kind, priority, subject, key, headers, data, id, time, wantsReply: (flags & 4) !== 0 };
+  return { kind, priority, subject, key, headers, data, id, time, wantsReply: (flags & 4) !== 0, json: (flags & 8) !== 0 };
 }
 
 // ---------------------------------------------------------------- event batches
@@ -187,7 +190,7 @@ const PRIORITY_NUMBER: Record<string, number> = { critical: 0, high: 1, normal: 
 
 /**
  * Packs a batch as columns; throws ERR_INVALID_ARGUMENT when some data cannot cross.
- * Layout: [subjectTable, subjectIndex[], meta[] (priority | flags << 2), ids[],
+ * Layout: [subjectTable, subjectIndex[], meta[] (priority | 4 wants a reply | 8 JSON bytes), ids[],
  * timeBase, timeOffsetsUs[], keys[] | null, headers[] | null, data[]]. Repeated subjects
  * go once per batch, times as small integers, and absent keys or headers cost nothing.
  */
@@ -212,10 +215,16 @@ export function packBatch(codec: Packr, items: readonly BatchItem[]): Uint8Array
       index.set(ev.subject, s);
     }
     subjects[i] = s;
-    meta[i] = PRIORITY_NUMBER[ev.priority] | (wantsReply ? 4 : 0);
     ids[i] = ev.id;
     offsets[i] = Math.round((ev.time - timeBase) * 1000);
-    data[i] = ev.data;
+    if (ev instanceof JsonBusEvent) {
+      // the bytes cross as they are; the worker parses them if its handler reads data
+      meta[i] = PRIORITY_NUMBER[ev.priority] | (wantsReply ? 4 : 0) | 8;
+      data[i] = ev.bytes;
+    } else {
+      meta[i] = PRIORITY_NUMBER[ev.priority] | (wantsReply ? 4 : 0);
+      data[i] = ev.data;
+    }
     if (ev.key !== undefined) (keys ??= new Array<string | null>(n).fill(null))[i] = ev.key;
     if (ev.headers !== undefined) (headers ??= new Array<Record<string, string> | null>(n).fill(null))[i] = ev.headers;
   }
@@ -228,7 +237,8 @@ export function packBatch(codec: Packr, items: readonly BatchItem[]): Uint8Array
 
 /** Checks one event's data alone (to find which event of a failed batch is at fault). */
 export function checkCrossable(item: BatchItem): void {
-  pack([item.ev.data, item.ev.headers ?? null], `data for '${item.ev.subject}'`);
+  const ev = item.ev;
+  pack([ev instanceof JsonBusEvent ? ev.bytes : ev.data, ev.headers ?? null], `data for '${ev.subject}'`);
 }
 
 export const KIND_RESET = 5;
@@ -260,6 +270,7 @@ export interface DecodedBatch {
   subject(i: number): string;
   priority(i: number): number;
   wantsReply(i: number): boolean;
+  json(i: number): boolean;
   id(i: number): number;
   time(i: number): number;
   key(i: number): string | undefined;
@@ -284,6 +295,7 @@ export function readBatch(codec: Packr, ring: ByteRing, at: number, length: numb
     subject: (i) => table[subjects[i]],
     priority: (i) => meta[i] & 3,
     wantsReply: (i) => (meta[i] & 4) !== 0,
+    json: (i) => (meta[i] & 8) !== 0,
     id: (i) => ids[i],
     time: (i) => timeBase + offsets[i] / 1000,
     key: (i) => keys?.[i] ?? undefined,

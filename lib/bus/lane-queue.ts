@@ -9,6 +9,8 @@ import type { Route } from './route-table.js';
 export interface EventExtra {
   headers?: Record<string, string>;
   reply?: Reply;
+  /** The data is UTF-8 JSON bytes, parsed on first read (lib/bus/json-event.ts). */
+  json?: boolean;
 }
 
 const INITIAL = 1024;

@@ -5,23 +5,25 @@
 // Unknown option names are rejected, not ignored: a typo such as `priorty` must not
 // pass silently. `null` where options are expected is a wrong type, like any other.
 import { invalidArgument } from '../errors.js';
+import { isJsonContentType } from './json-event.js';
 import type { Priority, PublishOptions } from './types.js';
 
 export const PRIORITIES: readonly Priority[] = ['critical', 'high', 'normal', 'low'];
 export const LANE: Readonly<Record<string, number>> = { critical: 0, high: 1, normal: 2, low: 3 };
 
-/** What a publish's options resolve to: its lane, key and headers. */
+/** What a publish's options resolve to: its lane, key, headers, and whether its data is JSON bytes. */
 export interface ParsedPublish {
   lane: number;
   key: string | undefined;
   headers: Record<string, string> | undefined;
+  json: boolean;
 }
 
-export const DEFAULT_PUBLISH: ParsedPublish = { lane: 2, key: undefined, headers: undefined };
+export const DEFAULT_PUBLISH: ParsedPublish = { lane: 2, key: undefined, headers: undefined, json: false };
 
-export const PUBLISH_KEYS: ReadonlySet<string> = new Set(['key', 'priority', 'headers']);
-export const BATCH_KEYS: ReadonlySet<string> = new Set(['subject', 'data', 'key', 'priority', 'headers']);
-export const REQUEST_KEYS: ReadonlySet<string> = new Set(['key', 'priority', 'headers', 'timeoutMs', 'signal']);
+export const PUBLISH_KEYS: ReadonlySet<string> = new Set(['key', 'priority', 'headers', 'contentType']);
+export const BATCH_KEYS: ReadonlySet<string> = new Set(['subject', 'data', 'key', 'priority', 'headers', 'contentType']);
+export const REQUEST_KEYS: ReadonlySet<string> = new Set(['key', 'priority', 'headers', 'contentType', 'timeoutMs', 'signal']);
 export const BUS_KEYS: ReadonlySet<string> = new Set(['capacity', 'overflow', 'transport', 'metrics']);
 export const SUBSCRIBE_KEYS: ReadonlySet<string> = new Set(['queue', 'concurrency', 'signal']);
 export const WORKERS_KEYS: ReadonlySet<string> = new Set(['threads', 'subjects', 'queue', 'pin', 'ringBytes']);
@@ -45,7 +47,7 @@ export function checkOptions(opts: unknown, where: string, known: ReadonlySet<st
 export function parsePublishOptions(opts: PublishOptions, where: string, known: ReadonlySet<string>): ParsedPublish {
   checkOptions(opts, where, known);
   let lane = 2;
-  const { priority, key, headers } = opts;
+  const { priority, key, headers, contentType } = opts;
   if (priority !== undefined) {
     lane = typeof priority === 'string' && Object.hasOwn(LANE, priority) ? LANE[priority] : -1;
     if (lane < 0) throw invalidArgument(`${where}: priority must be one of ${PRIORITIES.join(', ')}, got ${String(priority)}`);
@@ -60,5 +62,19 @@ export function parsePublishOptions(opts: PublishOptions, where: string, known: 
       if (typeof v !== 'string') throw invalidArgument(`${where}: headers['${h}'] must be a string, got ${describeType(v)}`);
     }
   }
-  return { lane, key, headers };
+  let json = false;
+  if (contentType !== undefined) {
+    if (typeof contentType !== 'string' || !isJsonContentType(contentType)) {
+      throw invalidArgument(`${where}: contentType must be 'application/json' (UTF-8 JSON bytes), got ${typeof contentType === 'string' ? `'${contentType}'` : describeType(contentType)}`);
+    }
+    json = true;
+  }
+  return { lane, key, headers, json };
+}
+
+/** With contentType 'application/json' the data must be the JSON's UTF-8 bytes. */
+export function checkJsonData(data: unknown, where: string): void {
+  if (!(data instanceof Uint8Array)) {
+    throw invalidArgument(`${where}: with contentType 'application/json' the data must be a Uint8Array or Buffer of UTF-8 JSON, got ${describeType(data)}`);
+  }
 }

@@ -12,12 +12,22 @@ export interface BusEvent<T = unknown> {
   id: number;
   /** Publish time, epoch milliseconds (fractional). */
   time: number;
+  /** JSON-bytes events only: the UTF-8 JSON as published. */
+  readonly bytes?: Uint8Array;
+  /** JSON-bytes events only: 'application/json'. */
+  readonly contentType?: string;
 }
 
 export interface PublishOptions {
   key?: string;
   priority?: Priority;
   headers?: Record<string, string>;
+  /**
+   * 'application/json': `data` is UTF-8 JSON bytes (Uint8Array/Buffer), carried
+   * undecoded; handlers get `ev.data` parsed on first read and `ev.bytes` raw
+   * (lib/bus/json-event.ts).
+   */
+  contentType?: 'application/json' | (string & {});
 }
 
 export interface BatchItem<T = unknown> extends PublishOptions {

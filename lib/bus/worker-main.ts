@@ -20,7 +20,8 @@ import { HistogramRecorder } from '../internal/histogram.js';
 import { native } from '../internal/native.js';
 import { ByteRing, R } from './byte-ring.js';
 import { KIND_BATCH, KIND_EVENT, KIND_FAIL, KIND_REPLY, KIND_RESET, checkRecord, createBatchCodec, encodeRecord, readBatch, recordKind } from './event-codec.js';
-import { DEFAULT_PUBLISH, PRIORITIES, PUBLISH_KEYS, describeType, parsePublishOptions } from './options.js';
+import { JsonBusEvent } from './json-event.js';
+import { DEFAULT_PUBLISH, PRIORITIES, PUBLISH_KEYS, checkJsonData, describeType, parsePublishOptions } from './options.js';
 import type { PublishAck } from './worker-pool.js';
 import type { BusEvent, PublishOptions } from './types.js';
 
@@ -119,7 +120,8 @@ function publishRecord(where: string, subject: unknown, data: unknown, opts: Pub
     throw invalidArgument(`${where}: invalid subject '${subject}'`, err);
   }
   const o = opts === undefined ? DEFAULT_PUBLISH : parsePublishOptions(opts, where, PUBLISH_KEYS);
-  return { kind: KIND_EVENT, priority: o.lane, subject, key: o.key, headers: o.headers, data, id: seq, time: 0, wantsReply: seq !== 0 };
+  if (o.json) checkJsonData(data, where);
+  return { kind: KIND_EVENT, priority: o.lane, subject, key: o.key, headers: o.headers, data, id: seq, time: 0, wantsReply: seq !== 0, json: o.json };
 }
 
 export interface WorkerContext {
@@ -205,15 +207,17 @@ async function main(): Promise<void> {
       // batch's own handling time.
       const batchStart = performance.timeOrigin + performance.now();
       for (let i = 0; i < count; i++) {
-        const ev: BusEvent = {
-          subject: batch.subject(i),
-          data: batch.data(i),
-          key: batch.key(i),
-          priority: PRIORITIES[batch.priority(i)],
-          headers: batch.headers(i),
-          id: batch.id(i),
-          time: batch.time(i),
-        };
+        const ev: BusEvent = batch.json(i)
+          ? new JsonBusEvent(batch.subject(i), batch.data(i) as Uint8Array, batch.key(i), PRIORITIES[batch.priority(i)], batch.headers(i), batch.id(i), batch.time(i))
+          : {
+              subject: batch.subject(i),
+              data: batch.data(i),
+              key: batch.key(i),
+              priority: PRIORITIES[batch.priority(i)],
+              headers: batch.headers(i),
+              id: batch.id(i),
+              time: batch.time(i),
+            };
         if (latency !== undefined) {
           const ns = (batchStart - ev.time) * 1e6;
           latency.recordTrusted(ns > 0 ? ns : 0);

@@ -131,6 +131,7 @@ function publishOptions(rec: Decoded): PublishOptions {
   const o: PublishOptions = { priority: PRIORITIES[rec.priority] };
   if (rec.key !== undefined) o.key = rec.key;
   if (rec.headers !== undefined) o.headers = rec.headers;
+  if (rec.json === true) o.contentType = 'application/json';
   return o;
 }
 
