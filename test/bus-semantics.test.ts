@@ -263,3 +263,33 @@ describe('publish time', () => {
     await bus.close();
   });
 });
+
+describe('delivery rounds', () => {
+  it('a round ends after about 1 ms, and the weighted cycle resumes where it stopped (no starvation)', async () => {
+    const bus = new Bus();
+    const order: string[] = [];
+    let rounds = 0;
+    let lastTurn = -1;
+    let turn = 0;
+    const ticker = setInterval(() => turn++, 0); // counts event-loop turns between rounds
+    bus.subscribe('slow', (ev) => {
+      if (turn !== lastTurn) {
+        rounds++;
+        lastTurn = turn;
+      }
+      order.push(ev.priority);
+      const until = performance.now() + 0.05; // 50 us of work per event
+      while (performance.now() < until);
+    });
+    for (let i = 0; i < 2000; i++) bus.publish('slow', i, { priority: 'critical' });
+    for (let i = 0; i < 64; i++) bus.publish('slow', i, { priority: 'low' });
+    await bus.drain();
+    clearInterval(ticker);
+    // 2,064 events of 50 us are ~100 ms of work: many rounds, not one of 16,384 events.
+    expect(rounds).toBeGreaterThan(10);
+    // low's 64 are served after the first 512 critical, not after all 2,000.
+    expect(order.indexOf('low')).toBe(512);
+    expect(order.lastIndexOf('critical')).toBeGreaterThan(512 + 64);
+    await bus.close();
+  });
+});

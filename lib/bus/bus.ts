@@ -4,9 +4,11 @@
 // priority lanes (struct-of-arrays queues, lane-queue.ts) -> a drain loop that runs
 // once per macrotask (setImmediate), serves the lanes by weight and calls handlers.
 //
-// Priorities: each drain round takes up to 8:4:2:1 x 64 events from critical, high,
-// normal and low, in that order, so higher lanes go first and, when every lane is
-// busy, low still gets 1/15 of the deliveries: no lane starves.
+// Priorities: the drain serves up to 8:4:2:1 x 64 events from critical, high, normal
+// and low, in that order, cycling, so higher lanes go first and, when every lane is
+// busy, low still gets 1/15 of the deliveries: no lane starves. A round (one
+// macrotask) ends after 16,384 events or 1 ms, and the next resumes the cycle where it
+// stopped.
 //
 // Accounting: every accepted event is in exactly one of delivered, dropped, failed,
 // queued (in a lane) or inFlight (taken from its lane, some delivery not settled), so
@@ -52,6 +54,9 @@ import type { BatchItem, BusEvent, BusStats, Overflow, Priority, PublishOptions,
 const WEIGHT = [8, 4, 2, 1];
 const ROUND = 64; // events per weight unit per round
 const BUDGET = 16384; // events per macrotask before yielding to I/O
+// ...and at most this long (ms): a round of slow handlers must not hold timers and
+// sockets (and the events they would publish) back for longer. Checked every 64 events.
+const ROUND_MS = 1;
 const OVERFLOWS: readonly Overflow[] = ['wait', 'reject', 'drop-oldest', 'drop-newest'];
 
 const publishChannel = diagnostics.channel('myelin:bus:publish');
@@ -99,6 +104,8 @@ export class Bus {
   #closing: Promise<void> | undefined;
   #scheduled = false;
   #blocked = false; // a lane stopped at an event some subscription cannot take yet
+  #cycleLane = 0; // the weighted cycle's position: the lane being served...
+  #cycleCredit = WEIGHT[0] * ROUND; // ...and how many more events it may take in this cycle
   // accounting
   #published = 0;
   #delivered = 0;
@@ -350,14 +357,19 @@ export class Bus {
     this.#tick();
     const lanes = this.#lanes;
     let budget = BUDGET;
+    const roundEnd = this.#now + ROUND_MS;
     const stopped = [false, false, false, false];
-    let progressed = true;
-    while (budget > 0 && progressed) {
-      progressed = false;
-      for (let l = 0; l < 4 && budget > 0; l++) {
-        const q = lanes[l];
-        if (stopped[l] || q.size === 0) continue;
-        let n = Math.min(WEIGHT[l] * ROUND, q.size, budget);
+    // The weighted cycle resumes where the last round stopped (a round cut short by
+    // its budget or its time must not hand the next round back to 'critical', or a
+    // busy higher lane would starve the lower ones).
+    let l = this.#cycleLane;
+    let credit = this.#cycleCredit;
+    let idle = 0; // lanes in a row that delivered nothing: 4 ends the round
+    while (budget > 0 && idle < 4) {
+      const q = lanes[l];
+      let served = 0;
+      if (!stopped[l] && q.size > 0) {
+        let n = Math.min(credit, q.size, budget);
         const priority = PRIORITIES[l];
         while (n-- > 0) {
           const i = q.headSlot();
@@ -393,8 +405,11 @@ export class Bus {
           if (key !== undefined) this.#keyLeft(key);
           q.shift();
           budget--;
-          progressed = true;
-          if ((budget & 63) === 0) this.#tick();
+          served++;
+          if ((budget & 63) === 0) {
+            this.#tick();
+            if (this.#now >= roundEnd) budget = n = 0; // the rest waits for the next round
+          }
           if (route.measure) {
             const lat = (this.#now - time) * 1e6;
             this.#latency.recordTrusted(lat > 0 ? lat : 0);
@@ -409,7 +424,15 @@ export class Bus {
           }
         }
       }
+      credit -= served;
+      // Cut short with credit left on a lane that still has events: resume it next round.
+      if (budget === 0 && credit > 0 && !stopped[l] && q.size > 0) break;
+      idle = served > 0 ? 0 : idle + 1;
+      l = (l + 1) & 3;
+      credit = WEIGHT[l] * ROUND;
     }
+    this.#cycleLane = l;
+    this.#cycleCredit = credit;
     for (let l = 0; l < 4; l++) {
       const w = this.#roomWaiters[l];
       if (w.length > 0 && lanes[l].size < lanes[l].capacity) {
