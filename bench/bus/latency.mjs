@@ -1,56 +1,51 @@
-// Latency from publish to the worker handler, open loop at a fixed offered rate (half
-// the measured peak unless MYELIN_BENCH_RATE says otherwise), so queueing delay shows.
-// The worker records (now - publish time) into a native HDR histogram shared by id.
+// Latency from an event's *scheduled* send time to its worker handler's start, open loop
+// (fixtures/open-loop.mjs explains the generator and why latency is measured against the
+// schedule: coordinated omission). Two rows, one thread in the pool:
+//   bus.latency.worker.half.*  offered at half the peak measured just before
+//                              (MYELIN_BENCH_RATE overrides the rate)
+//   bus.latency.worker.100k.*  offered at 100,000 events/s (MYELIN_BENCH_FIXED_RATE)
+// Each reports p50, p99, p99.9, max (us; median over windows, min-max spread), the
+// achieved rate, the sample count, and the generator's burstiness and lag.
 import { Bus } from '../../dist/esm/index.js';
-import { createHistogram } from '../../dist/esm/internal/histogram.js';
-import { emit, scaled } from '../lib.mjs';
+import { consume, done, scaled } from '../lib.mjs';
+import { closedLoopPeak, createHistograms, generate, plan, report } from './fixtures/open-loop.mjs';
 
 const here = (p) => new URL(p, import.meta.url);
-const hist = createHistogram();
+const SUBJECT = 'lat.item';
+
+/** A bus with one pool thread running the recording handler, attached to `windows` histograms. */
+async function setup(windows) {
+  const bus = new Bus({ capacity: 1 << 20 });
+  await bus.workers(here('./fixtures/latency-handler.mjs'), { threads: 1, subjects: SUBJECT });
+  const hists = createHistograms(windows);
+  await bus.request(SUBJECT, { histIds: hists.map((h) => h.id) }); // the worker attaches
+  return { bus, hists };
+}
 
 async function peak() {
-  const bus = new Bus({ capacity: 1 << 16 });
-  await bus.workers(here('./fixtures/count-handler.mjs'), { threads: 1, subjects: 'lat.item' });
-  const n = scaled(300_000);
-  const t0 = performance.now();
-  for (let i = 0; i < n; i++) {
-    const d = { qty: i };
-    if (!bus.publish('lat.item', d)) await bus.publishAsync('lat.item', d);
-  }
-  await bus.drain();
-  const rate = n / ((performance.now() - t0) / 1000);
+  const { bus, hists } = await setup(1);
+  const rate = await closedLoopPeak(bus, SUBJECT, scaled(300_000));
   await bus.close();
+  for (const h of hists) h.close();
   return rate;
 }
 
-const peakRate = await peak();
-const rate = Number(process.env.MYELIN_BENCH_RATE ?? Math.floor(peakRate / 2));
-process.stderr.write(`  peak ${Math.round(peakRate)} events/s; offering ${rate} events/s open loop\n`);
+async function row(prefix, rate) {
+  const p = plan(rate);
+  const { bus, hists } = await setup(p.windows);
+  const gen = await generate(p, hists, (d) => bus.publish(SUBJECT, d));
+  await bus.drain();
+  const stamps = new Float64Array(await bus.request(SUBJECT, { stamps: true }));
+  report(prefix, p, hists, stamps, gen);
+  consume(stamps[0]);
+  await bus.close();
+  for (const h of hists) h.close();
+}
 
-const bus = new Bus({ capacity: 1 << 20 });
-await bus.workers(here('./fixtures/latency-handler.mjs'), { threads: 1, subjects: 'lat.item' });
-await bus.request('lat.item', { histId: hist.id, at: 0 }); // the worker attaches to the histogram
-const seconds = Math.max(1, Math.round(5 * Number(process.env.MYELIN_BENCH_SCALE ?? 1)));
-const total = rate * seconds;
-let sent = 0;
-const start = performance.now();
-// Each 1 ms tick publishes what the schedule says is due: a fixed offered rate that
-// does not slow down when the system does (open loop).
-await new Promise((resolve) => {
-  const tick = () => {
-    const due = Math.min(total, Math.floor(((performance.now() - start) / 1000) * rate));
-    for (; sent < due; sent++) bus.publish('lat.item', { at: performance.timeOrigin + performance.now() });
-    if (sent >= total) resolve();
-    else setTimeout(tick, 1);
-  };
-  tick();
-});
-await bus.drain();
-const s = hist.snapshot();
-const us = (ns) => ns / 1000;
-emit('bus.latency.p50', 'us', [us(s.p50)]);
-emit('bus.latency.p99', 'us', [us(s.p99)]);
-emit('bus.latency.p999', 'us', [us(s.p999)]);
-emit('bus.latency.max', 'us', [us(s.max)]);
-emit('bus.latency.rate', 'events/s', [rate], { samples: s.count });
-await bus.close();
+const peakRate = await peak();
+const half = Number(process.env.MYELIN_BENCH_RATE ?? Math.floor(peakRate / 2));
+process.stderr.write(`  peak to 1 worker ${Math.round(peakRate)} events/s (closed loop); offering ${half} events/s open loop\n`);
+console.log(`RESULT ${JSON.stringify({ scenario: 'bus.latency.worker.peak', metric: 'events/s', median: peakRate, min: peakRate, max: peakRate, repeats: 3 })}`);
+await row('bus.latency.worker.half', half);
+await row('bus.latency.worker.100k', Number(process.env.MYELIN_BENCH_FIXED_RATE ?? 100_000));
+done();
