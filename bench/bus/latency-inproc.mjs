@@ -2,7 +2,8 @@
 // loop at half the in-process peak measured just before (MYELIN_BENCH_RATE overrides);
 // fixtures/open-loop.mjs explains the generator. Reports bus.latency.inproc.half.*: p50,
 // p99, p99.9, max (us; median over windows, min-max spread), the achieved rate, the
-// sample count, and the generator's burstiness and lag.
+// sample count, and the generator's burstiness and lag; then the floor
+// (bus.latency.inproc.half.floor.*): the same generator calling the handler directly.
 //
 // The handler reads the clock on the first event of each delivery round and then every
 // 8th event: a clock read (~60 ns) per event would cost as much as the bus's own
@@ -14,19 +15,18 @@ import { clock, closedLoopPeak, createHistograms, generate, newStamps, plan, rec
 
 const SUBJECT = 'lat.item';
 
-/** A bus whose one subscriber records into `windows` histograms. */
-function setup(windows, capacity) {
+/** The recording handler (on event data) and its `windows` histograms. */
+function recording(windows) {
   const hists = createHistograms(windows);
   const stamps = newStamps(windows);
   const rec = recorder(hists.map((h) => new HistogramRecorder(h)), stamps);
-  const bus = new Bus({ capacity });
   let now = 0;
   let k = 0;
   let fresh = false;
   const expire = () => {
     fresh = false;
   };
-  bus.subscribe(SUBJECT, (ev) => {
+  const handle = (data) => {
     if (!fresh || (++k & 7) === 0) {
       now = clock();
       if (!fresh) {
@@ -34,8 +34,16 @@ function setup(windows, capacity) {
         queueMicrotask(expire); // runs once the current delivery round has returned
       }
     }
-    rec(ev.data, now);
-  });
+    rec(data, now);
+  };
+  return { hists, stamps, handle };
+}
+
+/** A bus whose one subscriber records into `windows` histograms. */
+function setup(windows, capacity) {
+  const { hists, stamps, handle } = recording(windows);
+  const bus = new Bus({ capacity });
+  bus.subscribe(SUBJECT, (ev) => handle(ev.data));
   return { bus, hists, stamps };
 }
 
@@ -57,4 +65,13 @@ report('bus.latency.inproc.half', p, hists, stamps, gen);
 consume(stamps[0]);
 await bus.close();
 for (const h of hists) h.close();
+
+// The floor: the same generator calling the same recording handler directly, no bus.
+const direct = recording(p.windows);
+const floorGen = await generate(p, direct.hists, (d) => {
+  direct.handle(d);
+  return true;
+});
+report('bus.latency.inproc.half.floor', p, direct.hists, direct.stamps, floorGen);
+for (const h of direct.hists) h.close();
 done();
