@@ -155,6 +155,20 @@ describe('bus.workers() start-up', () => {
     expect(got.map((c) => c[0]), JSON.stringify(got)).toEqual([...Array(6).fill('ERR_INVALID_ARGUMENT'), 'ERR_BUS_CLOSED']);
   });
 
+  it('starts workers in a process run with V8 and per-process flags', () => {
+    const pool = new URL('./fixtures/pool-handler.mjs', import.meta.url).href;
+    const script = `
+      import { Bus } from ${JSON.stringify(join(root, 'dist', 'esm', 'index.js'))};
+      const bus = new Bus();
+      await bus.workers(${JSON.stringify(pool)}, { threads: 1, subjects: 'pool.>' });
+      console.log(JSON.stringify(await bus.request('pool.async', 'up')));
+      await bus.close();
+    `;
+    const r = spawnSync(process.execPath, ['--max-semi-space-size=16', '--stack-size=2000', '--input-type=module', '-e', script], { cwd: root, encoding: 'utf8', timeout: 20_000 });
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout.trim()).toBe('"up"');
+  });
+
   it('rejects workers() on a closed bus', async () => {
     const bus = new Bus();
     await bus.close();

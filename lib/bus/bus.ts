@@ -104,6 +104,7 @@ export class Bus {
   #closing: Promise<void> | undefined;
   #scheduled = false;
   #blocked = false; // a lane stopped at an event some subscription cannot take yet
+  readonly #stopped = [false, false, false, false];
   #cycleLane = 0; // the weighted cycle's position: the lane being served...
   #cycleCredit = WEIGHT[0] * ROUND; // ...and how many more events it may take in this cycle
   // accounting
@@ -358,7 +359,8 @@ export class Bus {
     const lanes = this.#lanes;
     let budget = BUDGET;
     const roundEnd = this.#now + ROUND_MS;
-    const stopped = [false, false, false, false];
+    const stopped = this.#stopped; // lanes stopped at an event a subscription cannot take yet
+    stopped[0] = stopped[1] = stopped[2] = stopped[3] = false;
     // The weighted cycle resumes where the last round stopped (a round cut short by
     // its budget or its time must not hand the next round back to 'critical', or a
     // busy higher lane would starve the lower ones).

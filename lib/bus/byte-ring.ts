@@ -94,6 +94,11 @@ export class ByteRing {
     return at + 4;
   }
 
+  /** Publishes every record reserved so far without waking the consumer (wake() or commit() does). */
+  publish(): void {
+    Atomics.store(this.i32, R.WRITE, this.#w | 0);
+  }
+
   /** Publishes every record reserved since the last commit; wakes a sleeping consumer. */
   commit(): void {
     Atomics.store(this.i32, R.WRITE, this.#w | 0);

@@ -234,7 +234,7 @@ async function main(): Promise<void> {
         done = (done + 1) >>> 0;
         if (++n % 1024 === 0) {
           // Publish progress within long batches so the main thread can settle early.
-          ret.commit();
+          ret.publish(); // records first, then the DONE that covers them, then one wake-up
           Atomics.store(ring.i32, R.DONE, visibleDone() | 0);
           ret.wake();
         }
@@ -243,7 +243,7 @@ async function main(): Promise<void> {
     }
     ring.release();
     flushBacklog();
-    ret.commit();
+    ret.publish();
     Atomics.store(ring.i32, R.DONE, visibleDone() | 0);
     ret.wake();
     if (n >= YIELD_EVERY) {

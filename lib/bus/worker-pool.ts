@@ -125,6 +125,8 @@ interface Slot {
   parked: Decoded[];
   /** Outcomes for ctx.publishAsync calls, posted in one message per flush. */
   acks: PublishAck[];
+  /** The microtask that writes the backlog after a delivery round (made once per slot). */
+  flush: () => void;
 }
 
 function publishOptions(rec: Decoded): PublishOptions {
@@ -133,6 +135,29 @@ function publishOptions(rec: Decoded): PublishOptions {
   if (rec.headers !== undefined) o.headers = rec.headers;
   if (rec.json === true) o.contentType = 'application/json';
   return o;
+}
+
+/** Flags that load or resolve modules (loaders, conditions), with their values. */
+const MODULE_FLAGS = /^(--import|--require|-r|--loader|--experimental-loader|--conditions|-C|--enable-source-maps|--no-warnings|--no-deprecation|--experimental-[a-z-]+|--no-experimental-[a-z-]+)(=|$)/;
+const FLAGS_WITH_VALUE = new Set(['--import', '--require', '-r', '--loader', '--experimental-loader', '--conditions', '-C']);
+
+/**
+ * The flags a worker thread starts with: the process's own (so loaders such as tsx
+ * apply to handler modules), less --input-type (a `node --input-type=module -e`
+ * process cannot start a worker from a file with it); with `moduleFlagsOnly`, just the
+ * module-loading ones.
+ */
+function workerExecArgv(moduleFlagsOnly: boolean): string[] {
+  const argv = process.execArgv;
+  const out: string[] = [];
+  for (let k = 0; k < argv.length; k++) {
+    const a = argv[k];
+    if (a.startsWith('--input-type')) continue;
+    if (moduleFlagsOnly && !MODULE_FLAGS.test(a)) continue;
+    out.push(a);
+    if (moduleFlagsOnly && FLAGS_WITH_VALUE.has(a) && k + 1 < argv.length) out.push(argv[++k]);
+  }
+  return out;
 }
 
 const WORKER_MAIN = () => join(packageRoot(), 'dist', 'esm', 'bus', 'worker-main.js');
@@ -211,12 +236,19 @@ export class WorkerPool {
     const ring = ByteRing.create(this.#ringBytes);
     const ret = ByteRing.create(this.#ringBytes);
     const cpu = this.#cpus.length ? this.#cpus[i % this.#cpus.length] : -1;
-    const worker = new Worker(WORKER_MAIN(), {
-      // A worker inherits the process's flags; --input-type (a process started with
-      // `node --input-type=module -e ...`) refuses to start a worker from a file.
-      execArgv: process.execArgv.filter((a) => !a.startsWith('--input-type')),
-      workerData: { moduleUrl: this.#moduleUrl, ring: ring.sab, ret: ret.sab, index: i, cpu, histogramId: this.#host.histogramId },
-    });
+    const workerData = { moduleUrl: this.#moduleUrl, ring: ring.sab, ret: ret.sab, index: i, cpu, histogramId: this.#host.histogramId };
+    let worker: Worker;
+    try {
+      // Without execArgv a worker inherits the process's flags as Node sees fit; only
+      // --input-type needs taking out (see workerExecArgv).
+      const inherit = !process.execArgv.some((a) => a.startsWith('--input-type'));
+      worker = new Worker(WORKER_MAIN(), { execArgv: inherit ? undefined : workerExecArgv(false), workerData });
+    } catch (err) {
+      // Per-process and V8 flags (--max-semi-space-size, --single-threaded-gc, ...)
+      // make Worker throw: keep only the flags a module graph needs.
+      if ((err as { code?: string }).code !== 'ERR_WORKER_INVALID_EXEC_ARGV') throw err;
+      worker = new Worker(WORKER_MAIN(), { execArgv: workerExecArgv(true), workerData });
+    }
     const prev = this.#slots[i];
     const slot: Slot = {
       index: i,
@@ -239,6 +271,10 @@ export class WorkerPool {
       staged: undefined,
       parked: [],
       acks: [],
+      flush: () => {
+        slot.commitQueued = false;
+        this.#flushBacklog(slot);
+      },
     };
     this.#slots[i] = slot;
     const ready = new Promise<void>((resolve, reject) => {
@@ -291,10 +327,7 @@ export class WorkerPool {
       // One batch record (and at most one wake-up) per delivery round: the bus
       // delivers a round synchronously, and this microtask runs right after it.
       slot.commitQueued = true;
-      queueMicrotask(() => {
-        slot.commitQueued = false;
-        this.#flushBacklog(slot);
-      });
+      queueMicrotask(slot.flush);
     }
     return c;
   }
@@ -303,7 +336,7 @@ export class WorkerPool {
   #flushBacklog(slot: Slot): void {
     if (!slot.alive) return;
     const ring = slot.ring;
-    const backlog = slot.backlog;
+    let backlog = slot.backlog;
     let wrote = false;
     let limit = BATCH_MAX;
     for (;;) {
@@ -321,7 +354,12 @@ export class WorkerPool {
         wrote = true;
       }
       if (backlog.length === 0) break;
-      const chunk = backlog.splice(0, limit);
+      let chunk: Completion[];
+      if (backlog.length <= limit) {
+        // the common case: the whole backlog is one batch (no copy of the array)
+        chunk = backlog;
+        slot.backlog = backlog = [];
+      } else chunk = backlog.splice(0, limit);
       let packed: Uint8Array;
       try {
         packed = packBatch(slot.codec, chunk);
@@ -352,8 +390,13 @@ export class WorkerPool {
         queueMicrotask(() => c.reject(err));
         continue;
       }
-      // pack() returns a view of msgpackr's shared output buffer, which the next pack
-      // by any encoder overwrites: keep a copy until it is written.
+      if (writeBatch(ring, chunk.length, packed)) {
+        for (let k = 0; k < chunk.length; k++) slot.fifo.push(chunk[k]);
+        wrote = true;
+        continue;
+      }
+      // The ring is full. pack() returned a view of msgpackr's shared output buffer,
+      // which the next pack by any encoder overwrites: keep a copy until it is written.
       slot.staged = { packed: packed.slice(), chunk };
     }
     if (wrote) ring.commit();
