@@ -364,6 +364,8 @@ export async function runBench(opts: BenchOptions = {}): Promise<{ results: Benc
         .map((a) => {
           const r = get(a);
           if (!r || !v) return `${a}: n/a`;
+          // A ratio only between like quantities (a latency against a rate means nothing).
+          if (r.metric !== v.metric || !(r.median > 0)) return `${a} ${fmt(r.median, r.metric)}`;
           return `${a} ${fmt(r.median, r.metric)} (${(v.median / r.median).toFixed(2)}x)`;
         })
         .join('; ');
