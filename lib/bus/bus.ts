@@ -305,8 +305,10 @@ export class Bus {
     q.extra[i] = extra;
     q.id[i] = this.#nextEvent++;
     // The clock is read every 256 publishes, and by the first publish after the bus
-    // went idle (no round scheduled), whose cached time could be arbitrarily old.
-    if (++this.#ticks >= 256 || !this.#scheduled) this.#tick();
+    // went idle, whose cached time could be arbitrarily old: scheduling the next
+    // round reads it (one clock read, not two, per round).
+    if (!this.#scheduled) this.#schedule();
+    else if (++this.#ticks >= 256) this.#tick();
     q.time[i] = this.#now;
     if (key !== undefined) {
       keyState ??= this.#keys.get(key); // a drop-oldest above may have removed it
@@ -319,7 +321,6 @@ export class Bus {
     this.#published++;
     this.#lanePublished[lane]++;
     if (publishChannel.hasSubscribers) publishChannel.publish({ subject: route.subject, data, key, priority: PRIORITIES[lane], id: q.id[i] });
-    if (!this.#scheduled) this.#schedule();
     return true;
   }
 
