@@ -1,16 +1,12 @@
 // JSON-bytes events: publish(subject, bytes, { contentType: 'application/json' }).
 import { describe, expect, it } from 'vitest';
 import { Bus, type BusEvent } from '../lib/index.js';
-import { expectCode } from './helpers.js';
+import { addsUp, expectCode } from './helpers.js';
 
 const JSON_CT = { contentType: 'application/json' } as const;
 const enc = (v: unknown) => Buffer.from(JSON.stringify(v));
 const worker = new URL('./fixtures/json-handler.mjs', import.meta.url);
 
-function addsUp(bus: Bus): void {
-  const s = bus.stats();
-  expect(s.published).toBe(s.delivered + s.dropped + s.failed + s.queued + s.inFlight);
-}
 
 describe('JSON-bytes events to JS handlers', () => {
   it('ev.data is the parsed JSON, parsed once; ev.bytes the raw bytes', async () => {

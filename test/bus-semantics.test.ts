@@ -4,12 +4,8 @@
 import { describe, expect, it } from 'vitest';
 import { Bus, MyelinError } from '../lib/index.js';
 import type { CounterHandle, GaugeHandle, HistogramHandle, MetricLabels, MetricOptions, MetricsSink } from '../lib/internal/metrics-sink.js';
-import { expectCode, expectRejectCode } from './helpers.js';
+import { addsUp, expectCode, expectRejectCode } from './helpers.js';
 
-function addsUp(bus: Bus): void {
-  const s = bus.stats();
-  expect(s.published).toBe(s.delivered + s.dropped + s.failed + s.queued + s.inFlight);
-}
 
 describe('publishBatch is all or nothing on bad input', () => {
   const bad: Array<[string, Record<string, unknown>]> = [

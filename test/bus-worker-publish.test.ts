@@ -7,15 +7,11 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { Bus, type Overflow } from '../lib/index.js';
-import { expectRejectCode } from './helpers.js';
+import { addsUp, expectRejectCode } from './helpers.js';
 
 const handler = new URL('./fixtures/publish-handler.mjs', import.meta.url);
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 
-function addsUp(bus: Bus): void {
-  const s = bus.stats();
-  expect(s.published).toBe(s.delivered + s.dropped + s.failed + s.queued + s.inFlight);
-}
 
 describe('ctx.publish in a worker', () => {
   it('throws ERR_INVALID_ARGUMENT in the worker for a bad subject or options', async () => {

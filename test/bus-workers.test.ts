@@ -1,15 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { Bus, type MyelinError, type Overflow } from '../lib/index.js';
 import { hashKey } from '../lib/bus/route-table.js';
-import { expectRejectCode } from './helpers.js';
+import { addsUp, expectRejectCode } from './helpers.js';
 
 const handler = new URL('./fixtures/pool-handler.mjs', import.meta.url);
 const loadHandler = new URL('./fixtures/load-handler.mjs', import.meta.url);
 
-function addsUp(bus: Bus): void {
-  const s = bus.stats();
-  expect(s.published).toBe(s.delivered + s.dropped + s.failed + s.queued + s.inFlight);
-}
 
 describe('Bus worker pools', () => {
   it('answers requests from worker threads and publishes back through ctx', async () => {

@@ -1,12 +1,8 @@
 import diagnostics from 'node:diagnostics_channel';
 import { describe, expect, it } from 'vitest';
 import { Bus, type BusEvent, MyelinError, type Overflow } from '../lib/index.js';
-import { expectCode, expectRejectCode } from './helpers.js';
+import { addsUp, expectCode, expectRejectCode } from './helpers.js';
 
-function addsUp(bus: Bus): void {
-  const s = bus.stats();
-  expect(s.published).toBe(s.delivered + s.dropped + s.failed + s.queued + s.inFlight);
-}
 
 describe('Bus subjects', () => {
   const table: Array<[string, string, boolean]> = [

@@ -16,6 +16,12 @@ export function expectCode(fn: () => unknown, code: string, message?: RegExp): M
   return err;
 }
 
+/** The bus's accounting identity: every accepted event is in exactly one state. */
+export function addsUp(bus: { stats(): { published: number; delivered: number; dropped: number; failed: number; queued: number; inFlight: number } }): void {
+  const s = bus.stats();
+  expect(s.published).toBe(s.delivered + s.dropped + s.failed + s.queued + s.inFlight);
+}
+
 export async function expectRejectCode(p: Promise<unknown>, code: string): Promise<MyelinError> {
   let caught: unknown;
   try {

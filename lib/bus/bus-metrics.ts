@@ -20,7 +20,7 @@
 //
 // The sink is untrusted: a call that throws (or a factory that returns no instrument)
 // adds to `errors` and is otherwise ignored; it never fails the bus.
-import type { CounterHandle, GaugeHandle, MetricLabels, MetricsSink } from '../internal/metrics-sink.js';
+import { type CounterHandle, type GaugeHandle, type MetricLabels, type MetricsSink, makeInstrument } from '../internal/metrics-sink.js';
 import type { BusStats, Priority } from './types.js';
 
 const FLUSH_MS = 1000;
@@ -72,14 +72,7 @@ export class BusMetrics {
   }
 
   #make<T>(create: () => T, method: string): T | undefined {
-    try {
-      const h = create();
-      if (h !== null && typeof h === 'object' && typeof (h as Record<string, unknown>)[method] === 'function') return h;
-    } catch {
-      // counted below
-    }
-    this.errors++;
-    return undefined;
+    return makeInstrument(create, method, () => this.errors++);
   }
 
   #call(f: () => void): void {

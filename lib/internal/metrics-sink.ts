@@ -51,6 +51,21 @@ export interface MetricsSink {
   histogram(name: string, options: HistogramOptions): HistogramHandle;
 }
 
+/**
+ * Creates an instrument through an untrusted sink: the handle, or undefined (after
+ * calling `onError`) when the factory throws or returns no object with `method`.
+ */
+export function makeInstrument<H>(create: () => H, method: string, onError: () => void): H | undefined {
+  try {
+    const h = create();
+    if (h !== null && typeof h === 'object' && typeof (h as Record<string, unknown>)[method] === 'function') return h;
+  } catch {
+    // reported below
+  }
+  onError();
+  return undefined;
+}
+
 /** Whether `x` has the three factory methods of a MetricsSink (what it returns is checked on use). */
 export function isMetricsSink(x: unknown): x is MetricsSink {
   if (x === null || (typeof x !== 'object' && typeof x !== 'function')) return false;

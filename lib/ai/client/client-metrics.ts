@@ -27,7 +27,7 @@
 // instrument that is not one) adds to `errors` (stats().metrics.errors) and is
 // otherwise ignored. Recording costs one call per instrument with a cached label object.
 import { ErrorCodes } from '../../internal/codes.js';
-import type { CounterHandle, GaugeHandle, HistogramHandle, MetricLabels, MetricsSink } from '../../internal/metrics-sink.js';
+import { type CounterHandle, type GaugeHandle, type HistogramHandle, type MetricLabels, type MetricsSink, makeInstrument } from '../../internal/metrics-sink.js';
 import type { StoreErrorOutcome } from '../limits/redis-rate-limiter.js';
 import type { BreakerState } from '../resilience/circuit-breaker.js';
 import type { ResolvedOptions } from './options.js';
@@ -198,13 +198,6 @@ export class ClientMetrics {
 
   /** Creates an instrument; one the sink fails to give is counted and left out. */
   #make<H>(create: () => H, method: string): H | undefined {
-    try {
-      const h = create();
-      if (h !== null && typeof h === 'object' && typeof (h as Record<string, unknown>)[method] === 'function') return h;
-    } catch {
-      // counted below
-    }
-    this.errors++;
-    return undefined;
+    return makeInstrument(create, method, () => this.errors++);
   }
 }
