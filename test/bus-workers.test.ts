@@ -21,6 +21,30 @@ describe('Bus worker pools', () => {
     await bus.close();
   });
 
+  it('carries byte payloads beside objects in one batch, each with its own type and bytes', async () => {
+    const bus = new Bus();
+    await bus.workers(handler, { threads: 1, subjects: 'pool.kind' });
+    const payloads: unknown[] = [
+      new Uint8Array([1, 2, 3, 4]),
+      { qty: 2 },
+      Buffer.from([9, 8, 7]),
+      new Uint8Array(0),
+      Buffer.alloc(5000, 1), // larger than the Buffer pool's slab
+      new Uint8Array(new ArrayBuffer(16), 4, 8).fill(3), // a view at an offset
+    ];
+    // Published together, so they cross in one batch record.
+    const replies = await Promise.all(payloads.map((p) => bus.request('pool.kind', p)));
+    expect(replies).toEqual([
+      { buffer: false, length: 4, sum: 10, head: [1, 2, 3] },
+      { object: { qty: 2 } },
+      { buffer: true, length: 3, sum: 24, head: [9, 8, 7] },
+      { buffer: false, length: 0, sum: 0, head: [] },
+      { buffer: true, length: 5000, sum: 5000, head: [1, 1, 1] },
+      { buffer: false, length: 8, sum: 24, head: [3, 3, 3] },
+    ]);
+    await bus.close();
+  });
+
   it('keeps per-key order and sends one key to one thread', async () => {
     const bus = new Bus();
     await bus.workers(handler, { threads: 3, subjects: 'pool.order' });

@@ -167,10 +167,22 @@ export function decodeRecord(ring: ByteRing, at: number): Decoded {
 
 // ---------------------------------------------------------------- event batches
 //
-// Events to a worker travel as one record per delivery round: a u32 count, then one
-// msgpack array of columns [ids, times, priorities, flags, subjects, keys, headers,
-// data]. One pack on the main thread and one unpack in the worker per batch: the
-// per-call overhead of the codec, not the bytes, dominated per-event records.
+// Events to a worker travel as one record per delivery round:
+//
+//   0  u8  KIND_BATCH
+//   4  u32 count
+//   8  u32 packed bytes
+//   12 one msgpack array of columns (packBatch below), then the byte payloads
+//
+// One pack on the main thread and one unpack in the worker per batch: the per-call
+// overhead of the codec, not the bytes, dominated per-event records. Byte payloads
+// (Uint8Array, Buffer, JSON bytes) stay out of msgpack: their data column holds the
+// length, and the bytes are copied once, straight into the ring after the columns
+// (msgpackr's typed-array extension cost more than the rest of the batch).
+const BATCH_HEAD = 12;
+const META_JSON = 8;
+const META_BLOB = 16;
+const META_BUFFER = 32;
 
 /** A codec for one main->worker stream. Records (msgpackr `useRecords`, sequential)
  * define each object shape once per stream, which makes packing about 1.6x and
@@ -194,7 +206,15 @@ const PRIORITY_NUMBER: Record<string, number> = { critical: 0, high: 1, normal: 
  * timeBase, timeOffsetsUs[], keys[] | null, headers[] | null, data[]]. Repeated subjects
  * go once per batch, times as small integers, and absent keys or headers cost nothing.
  */
-export function packBatch(codec: Packr, items: readonly BatchItem[]): Uint8Array {
+/** A packed batch: the msgpack columns and the byte payloads that follow them. */
+export interface PackedBatch {
+  packed: Uint8Array;
+  blobs: Uint8Array[] | null;
+  /** The record body's size: header, columns and payloads. */
+  size: number;
+}
+
+export function packBatch(codec: Packr, items: readonly BatchItem[]): PackedBatch {
   const n = items.length;
   const table: string[] = [];
   const index = new Map<string, number>();
@@ -205,6 +225,8 @@ export function packBatch(codec: Packr, items: readonly BatchItem[]): Uint8Array
   const data = new Array<unknown>(n);
   let keys: Array<string | null> | null = null;
   let headers: Array<Record<string, string> | null> | null = null;
+  let blobs: Uint8Array[] | null = null;
+  let blobBytes = 0;
   const timeBase = n > 0 ? items[0].ev.time : 0;
   for (let i = 0; i < n; i++) {
     const { ev, wantsReply } = items[i];
@@ -217,19 +239,25 @@ export function packBatch(codec: Packr, items: readonly BatchItem[]): Uint8Array
     subjects[i] = s;
     ids[i] = ev.id;
     offsets[i] = Math.round((ev.time - timeBase) * 1000);
-    if (ev instanceof JsonBusEvent) {
-      // the bytes cross as they are; the worker parses them if its handler reads data
-      meta[i] = PRIORITY_NUMBER[ev.priority] | (wantsReply ? 4 : 0) | 8;
-      data[i] = ev.bytes;
+    let m = PRIORITY_NUMBER[ev.priority] | (wantsReply ? 4 : 0);
+    // JSON bytes cross as they are; the worker parses them if its handler reads data
+    const json = ev instanceof JsonBusEvent;
+    const d = json ? ev.bytes : ev.data;
+    if (d instanceof Uint8Array) {
+      m |= META_BLOB | (json ? META_JSON : 0) | (Buffer.isBuffer(d) ? META_BUFFER : 0);
+      (blobs ??= []).push(d);
+      blobBytes += d.byteLength;
+      data[i] = d.byteLength;
     } else {
-      meta[i] = PRIORITY_NUMBER[ev.priority] | (wantsReply ? 4 : 0);
-      data[i] = ev.data;
+      data[i] = d;
     }
+    meta[i] = m;
     if (ev.key !== undefined) (keys ??= new Array<string | null>(n).fill(null))[i] = ev.key;
     if (ev.headers !== undefined) (headers ??= new Array<Record<string, string> | null>(n).fill(null))[i] = ev.headers;
   }
   try {
-    return codec.pack([table, subjects, meta, ids, timeBase, offsets, keys, headers, data]);
+    const packed = codec.pack([table, subjects, meta, ids, timeBase, offsets, keys, headers, data]);
+    return { packed, blobs, size: BATCH_HEAD + packed.byteLength + blobBytes };
   } catch (cause) {
     throw new MyelinError('ERR_INVALID_ARGUMENT', `a batch of events cannot cross to another thread: ${(cause as Error).message}`, { cause });
   }
@@ -252,17 +280,33 @@ export function writeReset(ring: ByteRing): boolean {
 }
 
 /** Writes a packed batch as one record; false when the ring has no room now. */
-export function writeBatch(ring: ByteRing, count: number, packed: Uint8Array): boolean {
-  const total = 8 + packed.byteLength;
+export function writeBatch(ring: ByteRing, count: number, batch: PackedBatch): boolean {
+  const total = batch.size;
   if (total > ring.maxRecord) {
     throw new MyelinError('ERR_INVALID_ARGUMENT', `a batch of ${count} events is ${total} bytes; a worker ring holds records up to ${ring.maxRecord} (raise ringBytes)`);
   }
   const at = ring.reserve(total);
   if (at < 0) return false;
+  const { packed, blobs } = batch;
   ring.view.setUint8(at, KIND_BATCH);
   ring.view.setUint32(at + 4, count, true);
-  ring.u8.set(packed, at + 8);
+  ring.view.setUint32(at + 8, packed.byteLength, true);
+  const u8 = ring.u8;
+  u8.set(packed, at + BATCH_HEAD);
+  if (blobs !== null) {
+    let p = at + BATCH_HEAD + packed.byteLength;
+    for (let k = 0; k < blobs.length; k++) {
+      const b = blobs[k];
+      u8.set(b, p);
+      p += b.byteLength;
+    }
+  }
   return true;
+}
+
+/** A copy of a batch whose packed columns live in msgpackr's shared buffer (the payloads stay the caller's). */
+export function keepBatch(batch: PackedBatch): PackedBatch {
+  return { packed: batch.packed.slice(), blobs: batch.blobs, size: batch.size };
 }
 
 export interface DecodedBatch {
@@ -279,7 +323,11 @@ export interface DecodedBatch {
 }
 
 export function readBatch(codec: Packr, ring: ByteRing, at: number, length: number): DecodedBatch {
-  const [table, subjects, meta, ids, timeBase, offsets, keys, headers, data] = codec.unpack(ring.u8.slice(at + 8, at + length)) as [
+  // One private copy of the record (msgpackr's string extractor refuses views on a
+  // SharedArrayBuffer); byte payloads are views into it.
+  const body = ring.u8.slice(at + BATCH_HEAD, at + length);
+  const packedBytes = ring.view.getUint32(at + 8, true);
+  const [table, subjects, meta, ids, timeBase, offsets, keys, headers, data] = codec.unpack(body.subarray(0, packedBytes)) as [
     string[],
     number[],
     number[],
@@ -290,12 +338,21 @@ export function readBatch(codec: Packr, ring: ByteRing, at: number, length: numb
     Array<Record<string, string> | null> | null,
     unknown[],
   ];
+  // Byte payloads follow the columns in event order; their data entries are lengths.
+  let p = packedBytes;
+  for (let i = 0; i < meta.length; i++) {
+    const m = meta[i];
+    if ((m & META_BLOB) === 0) continue;
+    const len = data[i] as number;
+    data[i] = (m & META_BUFFER) !== 0 ? Buffer.from(body.buffer, body.byteOffset + p, len) : body.subarray(p, p + len);
+    p += len;
+  }
   return {
     count: ids.length,
     subject: (i) => table[subjects[i]],
     priority: (i) => meta[i] & 3,
     wantsReply: (i) => (meta[i] & 4) !== 0,
-    json: (i) => (meta[i] & 8) !== 0,
+    json: (i) => (meta[i] & META_JSON) !== 0,
     id: (i) => ids[i],
     time: (i) => timeBase + offsets[i] / 1000,
     key: (i) => keys?.[i] ?? undefined,

@@ -45,6 +45,8 @@ import {
   createBatchCodec,
   decodeRecord,
   packBatch,
+  keepBatch,
+  type PackedBatch,
   writeBatch,
   writeReset,
 } from './event-codec.js';
@@ -120,7 +122,7 @@ interface Slot {
   /** The codec lost sync (a packed batch was dropped): send KIND_RESET first. */
   resetPending: boolean;
   /** A packed batch that did not fit yet; sent before anything else. */
-  staged: { packed: Uint8Array; chunk: Completion[] } | undefined;
+  staged: { packed: PackedBatch; chunk: Completion[] } | undefined;
   /** This worker's publishes waiting behind a ctx.publishAsync that waits for room. */
   parked: Decoded[];
   /** Outcomes for ctx.publishAsync calls, posted in one message per flush. */
@@ -360,7 +362,7 @@ export class WorkerPool {
         chunk = backlog;
         slot.backlog = backlog = [];
       } else chunk = backlog.splice(0, limit);
-      let packed: Uint8Array;
+      let packed: PackedBatch;
       try {
         packed = packBatch(slot.codec, chunk);
       } catch {
@@ -378,7 +380,7 @@ export class WorkerPool {
         backlog.unshift(...good);
         continue;
       }
-      if (8 + packed.byteLength > ring.maxRecord) {
+      if (packed.size > ring.maxRecord) {
         this.#resync(slot);
         if (chunk.length > 1) {
           backlog.unshift(...chunk);
@@ -386,7 +388,7 @@ export class WorkerPool {
           continue;
         }
         const c = chunk[0];
-        const err = new MyelinError('ERR_INVALID_ARGUMENT', `event for '${c.ev.subject}' is ${packed.byteLength} bytes; a worker ring holds records up to ${ring.maxRecord} (raise ringBytes)`);
+        const err = new MyelinError('ERR_INVALID_ARGUMENT', `event for '${c.ev.subject}' is ${packed.size} bytes; a worker ring holds records up to ${ring.maxRecord} (raise ringBytes)`);
         queueMicrotask(() => c.reject(err));
         continue;
       }
@@ -397,7 +399,7 @@ export class WorkerPool {
       }
       // The ring is full. pack() returned a view of msgpackr's shared output buffer,
       // which the next pack by any encoder overwrites: keep a copy until it is written.
-      slot.staged = { packed: packed.slice(), chunk };
+      slot.staged = { packed: keepBatch(packed), chunk };
     }
     if (wrote) ring.commit();
   }
