@@ -309,17 +309,49 @@ export function keepBatch(batch: PackedBatch): PackedBatch {
   return { packed: batch.packed.slice(), blobs: batch.blobs, size: batch.size };
 }
 
-export interface DecodedBatch {
-  count: number;
-  subject(i: number): string;
-  priority(i: number): number;
-  wantsReply(i: number): boolean;
-  json(i: number): boolean;
-  id(i: number): number;
-  time(i: number): number;
-  key(i: number): string | undefined;
-  headers(i: number): Record<string, string> | undefined;
-  data(i: number): unknown;
+/** One decoded batch: its columns, read by index (a class, so a batch costs one object, not a closure per column). */
+export class DecodedBatch {
+  readonly count: number;
+  constructor(
+    readonly table: string[],
+    readonly subjects: number[],
+    readonly meta: number[],
+    readonly ids: number[],
+    readonly timeBase: number,
+    readonly offsets: number[],
+    readonly keys: Array<string | null> | null,
+    readonly headerCol: Array<Record<string, string> | null> | null,
+    readonly dataCol: unknown[],
+  ) {
+    this.count = ids.length;
+  }
+  subject(i: number): string {
+    return this.table[this.subjects[i]];
+  }
+  priority(i: number): number {
+    return this.meta[i] & 3;
+  }
+  wantsReply(i: number): boolean {
+    return (this.meta[i] & 4) !== 0;
+  }
+  json(i: number): boolean {
+    return (this.meta[i] & META_JSON) !== 0;
+  }
+  id(i: number): number {
+    return this.ids[i];
+  }
+  time(i: number): number {
+    return this.timeBase + this.offsets[i] / 1000;
+  }
+  key(i: number): string | undefined {
+    return this.keys?.[i] ?? undefined;
+  }
+  headers(i: number): Record<string, string> | undefined {
+    return this.headerCol?.[i] ?? undefined;
+  }
+  data(i: number): unknown {
+    return this.dataCol[i];
+  }
 }
 
 export function readBatch(codec: Packr, ring: ByteRing, at: number, length: number): DecodedBatch {
@@ -347,18 +379,7 @@ export function readBatch(codec: Packr, ring: ByteRing, at: number, length: numb
     data[i] = (m & META_BUFFER) !== 0 ? Buffer.from(body.buffer, body.byteOffset + p, len) : body.subarray(p, p + len);
     p += len;
   }
-  return {
-    count: ids.length,
-    subject: (i) => table[subjects[i]],
-    priority: (i) => meta[i] & 3,
-    wantsReply: (i) => (meta[i] & 4) !== 0,
-    json: (i) => (meta[i] & META_JSON) !== 0,
-    id: (i) => ids[i],
-    time: (i) => timeBase + offsets[i] / 1000,
-    key: (i) => keys?.[i] ?? undefined,
-    headers: (i) => headers?.[i] ?? undefined,
-    data: (i) => data[i],
-  };
+  return new DecodedBatch(table, subjects, meta, ids, timeBase, offsets, keys, headers, data);
 }
 
 export function recordKind(ring: ByteRing, at: number): number {
