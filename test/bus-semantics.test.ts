@@ -261,6 +261,36 @@ describe('publish time', () => {
 });
 
 describe('delivery rounds', () => {
+  it('delivers after the publisher\'s turn, and async handlers publishing to each other cannot starve timers', async () => {
+    const bus = new Bus();
+    const got: number[] = [];
+    bus.subscribe('turn', (ev) => void got.push(ev.data as number));
+    bus.publish('turn', 1);
+    expect(got).toEqual([]); // never synchronously inside publish
+    await Promise.resolve();
+    await Promise.resolve();
+    expect(got).toEqual([1]); // an idle bus delivers at the end of the publisher's turn
+    let stop = false;
+    let volleys = 0;
+    bus.subscribe('ping', async () => {
+      await null;
+      volleys++;
+      if (!stop) bus.publish('pong', 1);
+    });
+    bus.subscribe('pong', async () => {
+      await null;
+      if (!stop) bus.publish('ping', 1);
+    });
+    bus.publish('ping', 1);
+    // Each volley is published after an await, outside any round: if every one got a
+    // microtask round, this timer would never fire.
+    await new Promise((r) => setTimeout(r, 20));
+    stop = true;
+    await bus.drain();
+    expect(volleys).toBeGreaterThan(64);
+    await bus.close();
+  });
+
   it('a round ends after about 1 ms, and the weighted cycle resumes where it stopped (no starvation)', async () => {
     const bus = new Bus();
     const order: string[] = [];

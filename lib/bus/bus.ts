@@ -1,8 +1,9 @@
 // The in-memory event bus (shared/API.md "Bus").
 //
 // Flow: publish -> route (cached per subject, lib/bus/route-table.ts) -> one of four
-// priority lanes (struct-of-arrays queues, lane-queue.ts) -> a drain loop that runs
-// once per macrotask (setImmediate), serves the lanes by weight and calls handlers.
+// priority lanes (struct-of-arrays queues, lane-queue.ts) -> a delivery round that
+// serves the lanes by weight and calls handlers: as a microtask at the end of the
+// publisher's turn when the bus was idle, else on setImmediate (#schedule).
 //
 // Priorities: the drain serves up to 8:4:2:1 x 64 events from critical, high, normal
 // and low, in that order, cycling, so higher lanes go first and, when every lane is
@@ -57,6 +58,7 @@ const BUDGET = 16384; // events per macrotask before yielding to I/O
 // ...and at most this long (ms): a round of slow handlers must not hold timers and
 // sockets (and the events they would publish) back for longer. Checked every 64 events.
 const ROUND_MS = 1;
+const MICRO_ROUNDS = 64;
 const OVERFLOWS: readonly Overflow[] = ['wait', 'reject', 'drop-oldest', 'drop-newest'];
 
 const publishChannel = diagnostics.channel('myelin:bus:publish');
@@ -105,6 +107,8 @@ export class Bus {
   #scheduled = false;
   #blocked = false; // a lane stopped at an event some subscription cannot take yet
   readonly #stopped = [false, false, false, false];
+  #running = false; // inside a delivery round
+  #microRounds = MICRO_ROUNDS; // microtask rounds left in this event-loop turn
   #cycleLane = 0; // the weighted cycle's position: the lane being served...
   #cycleCredit = WEIGHT[0] * ROUND; // ...and how many more events it may take in this cycle
   // accounting
@@ -307,7 +311,7 @@ export class Bus {
     // The clock is read every 256 publishes, and by the first publish after the bus
     // went idle, whose cached time could be arbitrarily old: scheduling the next
     // round reads it (one clock read, not two, per round).
-    if (!this.#scheduled) this.#schedule();
+    if (!this.#scheduled) this.#schedule(true);
     else if (++this.#ticks >= 256) this.#tick();
     q.time[i] = this.#now;
     if (key !== undefined) {
@@ -335,11 +339,29 @@ export class Bus {
     this.#now = performance.timeOrigin + performance.now();
   }
 
-  #schedule(): void {
+  /**
+   * Schedules a delivery round. A publish that finds the bus idle (`soon`) gets its
+   * round as a microtask, at the end of the publisher's own turn, instead of a whole
+   * event-loop turn later; everything else (a round cut short, a publish from inside
+   * a round, a settle that unblocks a lane) waits for setImmediate, so I/O always gets
+   * its turn. Microtask rounds are limited to MICRO_ROUNDS per event-loop turn: async
+   * handlers that publish to each other after an await would otherwise chain
+   * microtask rounds forever and starve timers and sockets.
+   */
+  #schedule(soon = false): void {
     this.#scheduled = true;
     this.#tick();
-    setImmediate(this.#run);
+    if (soon && !this.#running && this.#microRounds > 0) {
+      if (this.#microRounds-- === MICRO_ROUNDS) setImmediate(this.#refill);
+      queueMicrotask(this.#run);
+    } else {
+      setImmediate(this.#run);
+    }
   }
+
+  readonly #refill = (): void => {
+    this.#microRounds = MICRO_ROUNDS;
+  };
 
   #wakeRoomWaiters(): void {
     const all = this.#roomWaiters;
@@ -354,6 +376,15 @@ export class Bus {
   // ---------------------------------------------------------------- delivery
 
   readonly #run = (): void => {
+    this.#running = true;
+    try {
+      this.#round();
+    } finally {
+      this.#running = false;
+    }
+  };
+
+  #round(): void {
     this.#scheduled = false;
     this.#blocked = false;
     this.#tick();
@@ -445,7 +476,7 @@ export class Bus {
     }
     if (!this.#scheduled && !this.#blocked && (lanes[0].size || lanes[1].size || lanes[2].size || lanes[3].size)) this.#schedule();
     this.#checkDrained();
-  };
+  }
 
   /** Whether every target of a route can take one more delivery now. */
   #canTake(route: Route): boolean {
