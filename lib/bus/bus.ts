@@ -182,17 +182,35 @@ export class Bus {
   }
 
   /** Resolves once the event is enqueued, waiting for room under overflow 'wait'. */
-  async publishAsync(subject: string, data?: unknown, opts?: PublishOptions): Promise<void> {
+  publishAsync(subject: string, data?: unknown, opts?: PublishOptions): Promise<void> {
+    let o: ParsedPublish;
+    try {
+      o = opts === undefined ? DEFAULT_PUBLISH : parseFor(data, opts, 'publishAsync', PUBLISH_KEYS);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return this.#publishAsync(subject, data, o);
+  }
+
+  /** publishAsync with its options parsed (also what a worker's ctx.publishAsync ends in). */
+  async #publishAsync(subject: string, data: unknown, o: ParsedPublish): Promise<void> {
     if (this.#closed) throw new MyelinError('ERR_BUS_CLOSED', `publishAsync('${String(subject)}'): the bus is closed`);
-    this.#route(subject, 'publishAsync');
-    const o = opts === undefined ? DEFAULT_PUBLISH : parseFor(data, opts, 'publishAsync', PUBLISH_KEYS);
+    let route = this.#route(subject, 'publishAsync');
     for (;;) {
-      if (this.#closed) throw new MyelinError('ERR_BUS_CLOSED', `publishAsync('${subject}'): the bus closed while waiting for room`);
-      // The route is looked up again after each wait: subscriptions may have changed.
-      if (this.#enqueueWith(this.#route(subject, 'publishAsync'), data, o)) return;
+      if (this.#enqueueWith(route, data, o)) return;
       if (this.#overflow !== 'wait') return; // dropped as newest: counted, not lost
       await this.#room(o.lane);
+      if (this.#closed) throw new MyelinError('ERR_BUS_CLOSED', `publishAsync('${subject}'): the bus closed while waiting for room`);
+      route = this.#route(subject, 'publishAsync'); // subscriptions may have changed meanwhile
     }
+  }
+
+  /** publish with its options parsed: a worker's ctx.publish, validated in the worker. */
+  #publishParsed(subject: string, data: unknown, o: ParsedPublish): boolean {
+    if (this.#closed) throw new MyelinError('ERR_BUS_CLOSED', `publish('${subject}'): the bus is closed`);
+    const ok = this.#enqueueWith(this.#route(subject, 'publish'), data, o);
+    if (!ok && this.#overflow === 'wait') this.#refused++;
+    return ok;
   }
 
   /**
@@ -686,8 +704,8 @@ export class Bus {
         sub.keyAffinity = keyAffinity === true;
         return sub;
       },
-      publish: (subject, data, o) => this.publish(subject, data, o),
-      publishAsync: (subject, data, o) => this.publishAsync(subject, data, o),
+      publish: (subject, data, o) => this.#publishParsed(subject, data, o),
+      publishAsync: (subject, data, o) => this.#publishAsync(subject, data, o),
       overflow: this.#overflow,
     };
     return WorkerPool.start(host, moduleUrl, opts).then((pool) => {

@@ -5,6 +5,7 @@
 // Unknown option names are rejected, not ignored: a typo such as `priorty` must not
 // pass silently. `null` where options are expected is a wrong type, like any other.
 import { invalidArgument } from '../errors.js';
+import { native } from '../internal/native.js';
 import { isJsonContentType } from './json-event.js';
 import type { Priority, PublishOptions } from './types.js';
 
@@ -31,6 +32,16 @@ export const WORKERS_KEYS: ReadonlySet<string> = new Set(['threads', 'subjects',
 /** `typeof`, with null and arrays told apart, for error messages. */
 export function describeType(v: unknown): string {
   return v === null ? 'null' : Array.isArray(v) ? 'an array' : typeof v;
+}
+
+/** Throws ERR_INVALID_ARGUMENT unless `subject` is a valid publish subject (or, with `pattern`, subscription pattern). */
+export function checkSubject(subject: unknown, pattern: boolean, where: string): asserts subject is string {
+  if (typeof subject !== 'string') throw invalidArgument(`${where}: subject must be a string, got ${describeType(subject)}`);
+  try {
+    native().validateSubject(subject, pattern);
+  } catch (err) {
+    throw invalidArgument(`${where}: invalid subject${pattern ? ' pattern' : ''} '${subject}'`, err);
+  }
 }
 
 /** Throws ERR_INVALID_ARGUMENT for options that are not a plain object or that name an unknown option. */

@@ -14,14 +14,14 @@
 // oldest of them, so the main thread never settles an event before it has read that
 // event's failure, reply or publishes.
 import { parentPort, workerData } from 'node:worker_threads';
-import { MyelinError, invalidArgument } from '../errors.js';
-import { type ErrorCode, ErrorCodes } from '../internal/codes.js';
+import { MyelinError } from '../errors.js';
+import type { ErrorCode } from '../internal/codes.js';
 import { HistogramRecorder } from '../internal/histogram.js';
 import { native } from '../internal/native.js';
 import { ByteRing, R } from './byte-ring.js';
 import { KIND_BATCH, KIND_EVENT, KIND_FAIL, KIND_REPLY, KIND_RESET, checkRecord, createBatchCodec, encodeRecord, readBatch, recordKind } from './event-codec.js';
 import { JsonBusEvent } from './json-event.js';
-import { DEFAULT_PUBLISH, PRIORITIES, PUBLISH_KEYS, checkJsonData, describeType, parsePublishOptions } from './options.js';
+import { DEFAULT_PUBLISH, PRIORITIES, PUBLISH_KEYS, checkJsonData, checkSubject, parsePublishOptions } from './options.js';
 import type { PublishAck } from './worker-pool.js';
 import type { BusEvent, PublishOptions } from './types.js';
 
@@ -107,18 +107,13 @@ function onAcks(acks: PublishAck[]): void {
     if (w === undefined) continue;
     waiting.delete(a[0]);
     if (a.length === 1) w.resolve();
-    else w.reject(new MyelinError(a[1] in ErrorCodes ? (a[1] as ErrorCode) : 'ERR_INTERNAL', a[2]));
+    else w.reject(new MyelinError(a[1] as ErrorCode, a[2])); // an unknown code is MyelinError's to handle
   }
 }
 
 /** A publish record from ctx.publish(Async), validated as bus.publish validates. */
 function publishRecord(where: string, subject: unknown, data: unknown, opts: PublishOptions | undefined, seq: number): OutRecord {
-  if (typeof subject !== 'string') throw invalidArgument(`${where}: subject must be a string, got ${describeType(subject)}`);
-  try {
-    native().validateSubject(subject, false);
-  } catch (err) {
-    throw invalidArgument(`${where}: invalid subject '${subject}'`, err);
-  }
+  checkSubject(subject, false, where);
   const o = opts === undefined ? DEFAULT_PUBLISH : parsePublishOptions(opts, where, PUBLISH_KEYS);
   if (o.json) checkJsonData(data, where);
   return { kind: KIND_EVENT, priority: o.lane, subject, key: o.key, headers: o.headers, data, id: seq, time: 0, wantsReply: seq !== 0, json: o.json };

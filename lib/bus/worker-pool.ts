@@ -51,10 +51,10 @@ import {
   writeReset,
 } from './event-codec.js';
 import { Ticket } from './ticket.js';
-import { WORKERS_KEYS, checkOptions, describeType } from './options.js';
+import { type ParsedPublish, WORKERS_KEYS, checkOptions, checkSubject, describeType } from './options.js';
 import { hashKey } from './route-table.js';
 import type { Subscription } from './subscription.js';
-import type { BusEvent, Overflow, Priority, PublishOptions, SubscribeOptions } from './types.js';
+import type { BusEvent, Overflow, SubscribeOptions } from './types.js';
 import type { Decoded } from './event-codec.js';
 
 export interface WorkerPoolOptions {
@@ -75,8 +75,9 @@ export interface PoolHost {
   /** The bus's latency histogram, which workers record into at handler start. */
   histogramId: number;
   subscribe(pattern: string, handler: (ev: BusEvent, wantsReply?: boolean) => unknown, opts: SubscribeOptions & { keyAffinity?: boolean }): Subscription;
-  publish(subject: string, data?: unknown, opts?: PublishOptions): boolean;
-  publishAsync(subject: string, data?: unknown, opts?: PublishOptions): Promise<void>;
+  /** bus.publish and bus.publishAsync for options a worker has already validated (parsePublishOptions). */
+  publish(subject: string, data: unknown, opts: ParsedPublish): boolean;
+  publishAsync(subject: string, data: unknown, opts: ParsedPublish): Promise<void>;
   readonly overflow: Overflow;
 }
 
@@ -85,10 +86,7 @@ export type PublishAck = [number] | [number, string, string];
 
 const refusedChannel = diagnostics.channel('myelin:bus:worker-publish-refused');
 
-const PRIORITY_INDEX: Record<Priority, number> = { critical: 0, high: 1, normal: 2, low: 3 };
 const BATCH_MAX = 1024; // events per batch record
-
-const PRIORITIES: Priority[] = ['critical', 'high', 'normal', 'low'];
 
 /** A delivery in flight on a thread (a Ticket the bus settles without a promise). */
 class Completion extends Ticket {
@@ -131,12 +129,9 @@ interface Slot {
   flush: () => void;
 }
 
-function publishOptions(rec: Decoded): PublishOptions {
-  const o: PublishOptions = { priority: PRIORITIES[rec.priority] };
-  if (rec.key !== undefined) o.key = rec.key;
-  if (rec.headers !== undefined) o.headers = rec.headers;
-  if (rec.json === true) o.contentType = 'application/json';
-  return o;
+/** A publish record's options, as the worker validated them. */
+function publishOptions(rec: Decoded): ParsedPublish {
+  return { lane: rec.priority, key: rec.key, headers: rec.headers, json: rec.json === true };
 }
 
 /** Flags that load or resolve modules (loaders, conditions), with their values. */
@@ -196,14 +191,7 @@ export class WorkerPool {
     const resolved = /^[a-z]+:/i.test(url) ? url : pathToFileURL(url).href;
     const subjects = typeof opts.subjects === 'string' ? [opts.subjects] : opts.subjects;
     if (!Array.isArray(subjects) || subjects.length === 0) throw invalidArgument('workers: subjects must be a pattern or a non-empty array of patterns');
-    for (const pattern of subjects) {
-      if (typeof pattern !== 'string') throw invalidArgument(`workers: subjects must be strings, got ${describeType(pattern)}`);
-      try {
-        native().validateSubject(pattern, true);
-      } catch (err) {
-        throw invalidArgument(`workers: invalid subject pattern '${pattern}'`, err);
-      }
-    }
+    for (const pattern of subjects) checkSubject(pattern, true, 'workers: subjects');
     const threads = opts.threads === undefined ? availableParallelism() : opts.threads;
     if (!Number.isInteger(threads) || threads < 1 || threads > 1024) throw invalidArgument(`workers: threads must be an integer from 1 to 1024, got ${String(threads)}`);
     const rb = opts.ringBytes === undefined ? 4 * 1024 * 1024 : opts.ringBytes;

@@ -6,19 +6,11 @@
 import { describe, expect, it } from 'vitest';
 import { ModelRouter } from '../../lib/ai/client/model-router.js';
 import { resolveOptions } from '../../lib/ai/client/options.js';
+import { mulberry32 } from '../../lib/ai/simulator/text.js';
 import { expectCode } from '../helpers.js';
 
-/** mulberry32: a small seeded PRNG so that runs repeat. */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** A seeded PRNG (the simulator's) so that runs repeat. */
+const seeded = mulberry32;
 
 const options = resolveOptions({
   providers: [
