@@ -11,6 +11,12 @@
       'native/src/route/subject.cc',
       'native/src/route/subject_matcher.cc',
       'native/src/sys/cpu.cc',
+      'native/src/http/request_parser.cc',
+      'native/src/ws/frame.cc',
+      'native/src/ws/handshake.cc',
+      'native/src/io/reactor.cc',
+      'native/src/io/epoll_reactor.cc',
+      'native/src/io/uring_reactor.cc',
     ],
     'myelin_binding_sources': [
       'native/binding/addon.cc',
