@@ -36,7 +36,7 @@ import { type Guard, type GuardInput, Guards } from './guards.js';
 import { LimitStoreHealth, type LimitStoreStats } from './limit-store.js';
 import { LiveStream } from './live-stream.js';
 import { ModelRouter, type Target } from './model-router.js';
-import { type AIClientOptions, checkHeaders, onlyKnown, type ProviderKind, type ResolvedOptions, resolveOptions } from './options.js';
+import { type AIClientOptions, checkHeaders, onlyKnown, type ProviderKind, type ResolvedOptions, resolveOptions, splitTarget, type Strategy } from './options.js';
 import { ClientMetrics } from './client-metrics.js';
 import { CallClock, OverheadHistogram, type OverheadStats } from './overhead.js';
 import { anthropic } from './providers/anthropic.js';
@@ -80,6 +80,14 @@ export interface AIClientStats {
   limits?: LimitStoreStats;
   /** Present when the client has a `metrics` sink: calls into it that threw (each ignored). */
   metrics?: { errors: number };
+}
+
+/** AIClient.catalog(): the configured routing, without keys or URLs. */
+export interface AICatalog {
+  providers: Array<{ name: string; kind: ProviderKind }>;
+  aliases: Array<{ name: string; strategy: Strategy; targets: string[] }>;
+  /** 'provider/model' targets named by an alias or a price, each once, in configuration order. */
+  targets: string[];
 }
 
 interface Dispatched<T> {
@@ -155,6 +163,27 @@ export class AIClient {
   get resilience(): Pick<ResolvedOptions, 'breaker' | 'limits' | 'cache' | 'store'> {
     const o = this.#o;
     return { breaker: o.breaker, limits: o.limits, cache: o.cache, store: o.store };
+  }
+
+  /**
+   * What this client routes to, read-only, for callers that describe it (a gateway's
+   * model list): provider names and kinds, aliases with their strategy and targets, and
+   * every 'provider/model' target named in an alias or a price. Built from the validated
+   * options, so it never changes; keys and URLs are not part of it.
+   */
+  catalog(): AICatalog {
+    const o = this.#o;
+    const targets = new Set<string>();
+    const aliases = [...o.models].map(([name, r]) => {
+      for (const t of r.targets) targets.add(t.target);
+      return { name, strategy: r.strategy, targets: r.targets.map((t) => t.target) };
+    });
+    for (const t of o.prices.keys()) if (o.providers.has(splitTarget(t)?.provider ?? '')) targets.add(t);
+    return {
+      providers: [...o.providers.values()].map((p) => ({ name: p.name, kind: p.kind })),
+      aliases,
+      targets: [...targets],
+    };
   }
 
   async chat(req: ChatRequest): Promise<ChatResponse> {

@@ -1,5 +1,5 @@
 // The AI client's public surface, for lib/index.ts to re-export.
-export { AIClient, type AIClientStats } from './ai-client.js';
+export { type AICatalog, AIClient, type AIClientStats } from './ai-client.js';
 export type { CacheStats } from './cache-layer.js';
 export { AISession, type SendExtra, type SessionOptions } from './session.js';
 export type {
