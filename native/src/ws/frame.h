@@ -35,6 +35,8 @@ bool IsValidClientKey(std::string_view key) noexcept;
 // Sec-WebSocket-Accept: base64(SHA-1(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11")),
 // always 28 characters.
 void ComputeAccept(std::string_view key, char out[28]) noexcept;
+// SHA-1 (FIPS 180-4) of data: ComputeAccept's hash, declared here for its test vectors.
+void Sha1(const uint8_t* data, std::size_t len, uint8_t out[20]) noexcept;
 
 // --- encoding -----------------------------------------------------------------------
 inline constexpr std::size_t kMaxServerHeader = 10;  // unmasked
@@ -106,7 +108,8 @@ class MessageReader {
 
   // Bytes held in the fragment buffer (for memory accounting); 0 between messages.
   std::size_t buffered_bytes() const noexcept { return fragments_.size(); }
-  // Drops any partial message and frees the fragment buffer.
+  // Drops any partial message, frees the fragment buffer and clears a failure: the
+  // reader is as new (for a connection object that is reused).
   void Reset() noexcept;
 
  private:
@@ -115,6 +118,7 @@ class MessageReader {
   uint8_t frag_opcode_ = 0;         // opcode of the open fragmented message, 0 when none
   uint32_t frag_count_ = 0;
   bool failed_ = false;
+  uint16_t fail_code_ = 0;          // the close code every Read repeats once failed_
 };
 
 }  // namespace myelin::ws
