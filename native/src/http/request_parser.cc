@@ -69,7 +69,7 @@ inline bool EqualsIgnoreCase(std::string_view a, std::string_view b) noexcept {
 
 inline bool IsOws(uint8_t c) noexcept { return c == ' ' || c == '\t'; }
 
-std::string_view TrimOws(std::string_view s) noexcept {
+inline std::string_view TrimOws(std::string_view s) noexcept {
   size_t b = 0, e = s.size();
   while (b < e && IsOws(static_cast<uint8_t>(s[b]))) ++b;
   while (e > b && IsOws(static_cast<uint8_t>(s[e - 1]))) --e;
@@ -121,8 +121,35 @@ inline size_t ScanTarget(const uint8_t* p, size_t n) noexcept {
   return i;
 }
 
+#if defined(__SSE2__)
+// Lanes of v holding a byte in [lo, hi] (unsigned).
+inline __m128i InRange(__m128i v, uint8_t lo, uint8_t hi) noexcept {
+  const __m128i d = _mm_sub_epi8(v, _mm_set1_epi8(static_cast<char>(lo)));
+  const __m128i span = _mm_set1_epi8(static_cast<char>(hi - lo));
+  return _mm_cmpeq_epi8(_mm_min_epu8(d, span), d);
+}
+#endif
+
+// Index of the first non-tchar byte in p[0, n), or n. tchar is 0x21-0x7E less the
+// delimiters "(),/:;<=>?@[\]{}, which fall in three runs and five singles.
 inline size_t ScanToken(const uint8_t* p, size_t n) noexcept {
   size_t i = 0;
+#if defined(__SSE2__)
+  for (; i + 16 <= n; i += 16) {
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i));
+    __m128i bad = _mm_xor_si128(InRange(v, 0x21, 0x7E), _mm_set1_epi8(-1));
+    bad = _mm_or_si128(bad, InRange(v, '(', ')'));
+    bad = _mm_or_si128(bad, InRange(v, ':', '@'));
+    bad = _mm_or_si128(bad, InRange(v, '[', ']'));
+    bad = _mm_or_si128(bad, _mm_cmpeq_epi8(v, _mm_set1_epi8('"')));
+    bad = _mm_or_si128(bad, _mm_cmpeq_epi8(v, _mm_set1_epi8(',')));
+    bad = _mm_or_si128(bad, _mm_cmpeq_epi8(v, _mm_set1_epi8('/')));
+    bad = _mm_or_si128(bad, _mm_cmpeq_epi8(v, _mm_set1_epi8('{')));
+    bad = _mm_or_si128(bad, _mm_cmpeq_epi8(v, _mm_set1_epi8('}')));
+    const int m = _mm_movemask_epi8(bad);
+    if (m != 0) return i + static_cast<size_t>(__builtin_ctz(static_cast<unsigned>(m)));
+  }
+#endif
   while (i < n && Is(p[i], kTokenBit)) ++i;
   return i;
 }

@@ -17,7 +17,12 @@
 // Transfer-Encoding other than exactly "chunked", obs-fold (a header line starting with
 // SP/HTAB), whitespace between a header name and ':', a bare CR or LF, a NUL or other
 // control character (HTAB excepted) in a value, or a non-token character in a name or
-// method is an error, never a guess.
+// method is an error, never a guess. So are (RFC 9112 3.2) an HTTP/1.1 request without
+// exactly one Host or with a Host that is not a valid authority, a Transfer-Encoding in
+// HTTP/1.0, and a target that is not origin-form, "*" for OPTIONS, or a simple
+// absolute-form "http[s]://authority/path" whose authority equals Host (its
+// origin-form part becomes target). A target holds visible ASCII only, without '#'.
+// Upgrade and Expect are ignored in HTTP/1.0 (RFC 9110 7.8, 10.1.1).
 #pragma once
 
 #include <cstddef>
@@ -75,7 +80,9 @@ struct ParseError {
 };
 
 // Index just past the first "\r\n\r\n" in buf[from, len) (searching from max(0, from - 3)
-// so a terminator split across calls is found), or 0 when there is none yet.
+// so a terminator split across calls is found), or 0 when there is none yet. Leading
+// empty lines can make it find one before the head's end: ParseRequestHead then says
+// kNeedMore, and the search goes on from there.
 std::size_t FindHeadEnd(const uint8_t* buf, std::size_t len, std::size_t from) noexcept;
 
 // Parses buf[0, len). With len past limits.max_head_bytes and no complete head, an
