@@ -259,6 +259,21 @@ TEST(LeadingEmptyLines) {
   CHECK_EQ(Refused(many + "GET / HTTP/1.1\r\nHost: h\r\n\r\n", small), 431);
 }
 
+// A bad method is refused before its line ends, so binary on a plain port (a TLS
+// ClientHello here) is answered at once; a good prefix still waits.
+TEST(BadMethodRefusedEarly) {
+  const std::string hello("\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", 11);
+  CHECK_EQ(Refused(hello), 400);
+  CHECK_EQ(Refused("GE("), 400);
+  CHECK_EQ(Refused(" "), 400);
+  CHECK_EQ(Refused("GET\r"), 400);
+  CHECK(Parse("GET").status == ParseStatus::kNeedMore);
+  CHECK(Parse("GET /\x01").status == ParseStatus::kNeedMore);  // refused once the line ends
+  CHECK_EQ(Refused("GET /\x01 HTTP/1.1\r\nHost: h\r\n\r\n"), 400);
+  CHECK(Parse("\r").status == ParseStatus::kNeedMore);
+  CHECK(Parse("\r\n\r").status == ParseStatus::kNeedMore);
+}
+
 TEST(KeepAliveRules) {
   struct K {
     const char* text;

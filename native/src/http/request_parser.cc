@@ -462,6 +462,14 @@ ParseStatus ParseRequestHead(const uint8_t* buf, std::size_t len, const Limits& 
       std::min<std::size_t>(win, line + static_cast<std::size_t>(limits.max_request_line) + 2);
   const void* hit = line < scan_end ? std::memchr(buf + line, '\n', scan_end - line) : nullptr;
   if (hit == nullptr) {
+    // Refuse a bad method without waiting for the line end, so that a TLS ClientHello
+    // or other binary on a plain port is answered at once, not after a timeout. The
+    // complete line would be refused for the same byte with the same reason.
+    // (A CR first is a leading empty line still waiting for its LF.)
+    const std::size_t m = line + ScanToken(buf + line, scan_end - line);
+    if (m < scan_end && (buf[m] != ' ' || m == line) && !(m == line && buf[m] == '\r')) {
+      return Fail(error, 400, "invalid method");
+    }
     if (scan_end - line == static_cast<std::size_t>(limits.max_request_line) + 2) {
       return Fail(error, 414, "request line too long");
     }
