@@ -4,6 +4,8 @@ import { runBench } from './bench.js';
 import { simulateCommand } from './simulate.js';
 
 const USAGE = `usage:
+  myelin serve [--config myelin.config.json] [--port 8080] [--host 127.0.0.1]
+                                     the gateway: event bus, OpenAI-compatible API, metrics (--help for env and config)
   myelin bench [core|bus|ai|all] [--json]   benchmarks against their anchors, a table at the end
   myelin simulate [--port 9100] [--latency-ms 200] [--tokens-per-s 80] [--error-rate 0.01] [--rpm 600] ...
                                      OpenAI/Anthropic/Ollama-compatible upstream simulator (--help for all flags)
@@ -20,6 +22,9 @@ export async function main(argv: string[]): Promise<number> {
       else process.stdout.write(`\n${table}\n`);
       return 0;
     }
+    case 'serve':
+      // Loaded on use: it brings the bus, the AI client and the gateway with it.
+      return (await import('./serve.js')).serveCommand(rest);
     case 'simulate':
       return simulateCommand(rest);
     case undefined:
