@@ -102,7 +102,9 @@ class MessageReader {
   //     payload arrives) or 1008 (more than max_fragments frames in one message).
   //     After an error the reader stays in error.
   // Text messages are validated as a whole once complete (or per frame when
-  // unfragmented). Empty continuation frames count toward max_fragments.
+  // unfragmented). Empty continuation frames count toward max_fragments. Lengths need
+  // not use the shortest form (RFC 6455 5.2 binds senders; readers gain nothing by
+  // refusing).
   Result Read(uint8_t* buf, std::size_t len, std::size_t* consumed, Message* msg,
               uint16_t* close_code) noexcept;
 
