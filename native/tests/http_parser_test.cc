@@ -274,6 +274,37 @@ TEST(BadMethodRefusedEarly) {
   CHECK(Parse("\r\n\r").status == ParseStatus::kNeedMore);
 }
 
+// Once a prefix is decided (kDone or kError), the whole input is decided the same way,
+// with the same reason: a parse never changes its mind as bytes arrive. The first
+// input is what the fuzzer found when the early method check ran before the bare-LF
+// check only on incomplete lines ("invalid method" on a prefix, "bare LF" whole).
+TEST(DecidedPrefixAgreesWithWhole) {
+  const std::string inputs[] = {
+      std::string("GE\x9c htZPGET http://ex\x1a\x00aTTP//p?q=1 H\x01\x00aZ\x15\x00\xd0`\x00\x00"
+                  "8: */\n\r\n\r\n", 56),
+      "GE\x9c /\n", "GET\n", "GET\r\n", "GET / HTTP/1.1\nHost: h\r\n\r\n",
+      "GET / HTTP/1.1\r\nHost: h\r\nX: a\x01b\r\n\r\n", "\r\n\rGET",
+      "GET / HTTP/1.1\r\nHost: h\r\nX(: b\r\n\r\n", std::string(kBrowserGet) + "junk",
+  };
+  Limits small;
+  small.max_request_line = 8;
+  small.max_head_bytes = 24;
+  for (const Limits& l : {Limits{}, small}) {
+    for (const std::string& in : inputs) {
+      const Parsed whole = Parse(in, l);
+      for (size_t k = 0; k < in.size(); ++k) {
+        const Parsed part = Parse(std::string_view(in).substr(0, k), l);
+        if (part.status == ParseStatus::kNeedMore) continue;
+        CHECK(part.status == whole.status);
+        CHECK_EQ(part.http_status(), whole.http_status());
+        if (part.status == ParseStatus::kError && whole.status == ParseStatus::kError) {
+          CHECK_EQ(std::string_view(part.error.reason), std::string_view(whole.error.reason));
+        }
+      }
+    }
+  }
+}
+
 TEST(KeepAliveRules) {
   struct K {
     const char* text;

@@ -461,15 +461,17 @@ ParseStatus ParseRequestHead(const uint8_t* buf, std::size_t len, const Limits& 
   const std::size_t scan_end =
       std::min<std::size_t>(win, line + static_cast<std::size_t>(limits.max_request_line) + 2);
   const void* hit = line < scan_end ? std::memchr(buf + line, '\n', scan_end - line) : nullptr;
+  const std::size_t lf =
+      hit ? static_cast<std::size_t>(static_cast<const uint8_t*>(hit) - buf) : scan_end;
+  // The method is checked first, on whatever has arrived: a TLS ClientHello or other
+  // binary on a plain port is refused at once, not after a timeout, and any prefix
+  // that already shows a bad method is refused for the same reason as the whole line.
+  // (A CR first is a leading empty line still waiting for its LF.)
+  const std::size_t m = line + ScanToken(buf + line, lf - line);
+  if (m < lf && (buf[m] != ' ' || m == line) && !(m == line && buf[m] == '\r')) {
+    return Fail(error, 400, "invalid method");
+  }
   if (hit == nullptr) {
-    // Refuse a bad method without waiting for the line end, so that a TLS ClientHello
-    // or other binary on a plain port is answered at once, not after a timeout. The
-    // complete line would be refused for the same byte with the same reason.
-    // (A CR first is a leading empty line still waiting for its LF.)
-    const std::size_t m = line + ScanToken(buf + line, scan_end - line);
-    if (m < scan_end && (buf[m] != ' ' || m == line) && !(m == line && buf[m] == '\r')) {
-      return Fail(error, 400, "invalid method");
-    }
     if (scan_end - line == static_cast<std::size_t>(limits.max_request_line) + 2) {
       return Fail(error, 414, "request line too long");
     }
@@ -477,7 +479,6 @@ ParseStatus ParseRequestHead(const uint8_t* buf, std::size_t len, const Limits& 
     if (win - line > limits.max_request_line) return Fail(error, 414, "request line too long");
     return Fail(error, 431, "request head too large");
   }
-  const std::size_t lf = static_cast<std::size_t>(static_cast<const uint8_t*>(hit) - buf);
   if (lf == line || buf[lf - 1] != '\r') return Fail(error, 400, "bare LF");
   std::string_view authority;
   if (!ParseRequestLine(buf + line, lf - 1 - line, head, &authority, error)) {
