@@ -3,12 +3,15 @@
 // startServer() mounts the handlers on a server; the tests see only its URL.
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import fc from 'fast-check';
 import OpenAI from 'openai';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
 import { AIClient, type AIClientOptions } from '../../lib/ai/client/index.js';
 import { UpstreamSimulator } from '../../lib/ai/simulator/index.js';
 import { MyelinError } from '../../lib/errors.js';
 import { createOpenAIRoutes, type OpenAIRoutesOptions } from '../../lib/gateway/openai.js';
+import { parseChat, parseEmbeddings } from '../../lib/gateway/openai-request.js';
+import { checkChatRequest, checkEmbedRequest } from '../../lib/ai/client/request-check.js';
 import { startServer, type StartedServer } from './node-http-adapter.js';
 
 const KEY = 'sk-test-SECRET123-gateway-upstream';
@@ -596,5 +599,80 @@ describe('createOpenAIRoutes and AIClient.catalog()', () => {
     expect(seen[0].traceparent).toBe('00-abc-def-01');
     expect(seen[0]['x-api-key']).toBeUndefined();
     expect(seen[0].authorization).toBe(`Bearer ${KEY}`);
+  });
+});
+
+describe('request parsing, any input', () => {
+  /** A parse either succeeds or throws ERR_INVALID_ARGUMENT naming a param (or null): never a TypeError. */
+  function checked(parse: (b: Uint8Array) => { request: object }, body: string): void {
+    let parsed: { request: object };
+    try {
+      parsed = parse(Buffer.from(body));
+    } catch (err) {
+      expect(err).toBeInstanceOf(MyelinError);
+      expect((err as MyelinError).code).toBe('ERR_INVALID_ARGUMENT');
+      const param = (err as { param?: unknown }).param;
+      expect(param === undefined || typeof param === 'string').toBe(true);
+      return;
+    }
+    // What the routes accept, the AIClient accepts too (its own check would be a 400 without a param).
+    if (parse === parseChat) checkChatRequest(parsed.request);
+    else checkEmbedRequest(parsed.request);
+  }
+
+  test('arbitrary JSON and near-valid bodies only ever give a 400', () => {
+    const value = fc.oneof(fc.jsonValue(), fc.constantFrom(null, '', 0, -1, 1.5, true, [], {}, '__proto__'));
+    // Mostly valid, sometimes anything: so that both outcomes are exercised.
+    const mostly = <T,>(valid: fc.Arbitrary<T>) => fc.oneof({ arbitrary: valid, weight: 6 }, { arbitrary: value, weight: 1 });
+    const text = fc.string({ maxLength: 20 });
+    const part = fc.oneof(fc.record({ type: fc.constant('text'), text }), fc.record({ type: fc.constant('image_url'), image_url: fc.record({ url: fc.webUrl() }) }));
+    const call = fc.record({ id: fc.string({ minLength: 1, maxLength: 8 }), type: fc.constant('function'), function: fc.record({ name: fc.constantFrom('f', 'get_weather'), arguments: fc.json() }) });
+    const message = fc.oneof(
+      fc.record({ role: mostly(fc.constantFrom('system', 'developer')), content: mostly(fc.oneof(text, fc.array(fc.record({ type: fc.constant('text'), text }), { maxLength: 2 }))) }),
+      fc.record({ role: fc.constant('user'), content: mostly(fc.oneof(text, fc.array(part, { minLength: 1, maxLength: 3 }))), name: mostly(text) }, { requiredKeys: ['role', 'content'] }),
+      fc.record({ role: fc.constant('assistant'), content: mostly(fc.oneof(text, fc.constant(null))), tool_calls: mostly(fc.array(call, { maxLength: 2 })) }, { requiredKeys: ['role'] }),
+      fc.record({ role: fc.constant('tool'), tool_call_id: mostly(fc.string({ minLength: 1, maxLength: 8 })), content: mostly(text) }),
+    );
+    const tool = fc.record({ type: fc.constant('function'), function: fc.record({ name: fc.constantFrom('f', 'get_weather'), description: text, parameters: fc.constant({ type: 'object' }) }, { requiredKeys: ['name'] }) });
+    const chat = fc.record(
+      {
+        model: mostly(fc.constantFrom('fast', 'openai/x')),
+        messages: mostly(fc.array(message, { minLength: 1, maxLength: 4 })),
+        temperature: mostly(fc.double({ min: 0, max: 2, noNaN: true })),
+        top_p: mostly(fc.double({ min: 0, max: 1, noNaN: true })),
+        max_tokens: mostly(fc.integer({ min: 1, max: 1000 })),
+        max_completion_tokens: mostly(fc.integer({ min: 1, max: 1000 })),
+        stop: mostly(fc.oneof(text, fc.array(text, { maxLength: 4 }))),
+        seed: mostly(fc.integer()),
+        tools: mostly(fc.array(tool, { maxLength: 2 })),
+        tool_choice: mostly(fc.constantFrom('auto', 'none', 'required', { type: 'function', function: { name: 'f' } })),
+        response_format: mostly(fc.constantFrom({ type: 'text' }, { type: 'json_object' }, { type: 'json_schema', json_schema: { name: 'n', schema: {}, strict: true } })),
+        n: mostly(fc.constant(1)),
+        stream: mostly(fc.boolean()),
+        user: mostly(text),
+        logit_bias: mostly(fc.constant({})),
+      },
+      { requiredKeys: [] },
+    );
+    const embed = fc.record(
+      {
+        model: mostly(fc.constantFrom('fast', 'openai/x')),
+        input: mostly(fc.oneof(text, fc.array(text, { minLength: 1, maxLength: 3 }))),
+        encoding_format: mostly(fc.constantFrom('float', 'base64')),
+        dimensions: mostly(fc.integer({ min: 1, max: 64 })),
+        user: mostly(text),
+      },
+      { requiredKeys: [] },
+    );
+    fc.assert(
+      fc.property(fc.oneof(chat, embed, value), (b) => {
+        checked(parseChat, JSON.stringify(b));
+        checked(parseEmbeddings, JSON.stringify(b));
+      }),
+      { numRuns: 2000 },
+    );
+    fc.assert(fc.property(fc.string(), (t) => checked(parseChat, t)), { numRuns: 500 });
+    checked(parseChat, '{"__proto__":{"polluted":1},"model":"fast","messages":[{"role":"user","content":"x"}]}');
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
   });
 });
