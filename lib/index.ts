@@ -7,3 +7,5 @@ export { WorkerPool, type WorkerPoolOptions } from './bus/worker-pool.js';
 export type { WorkerContext } from './bus/worker-main.js';
 export * from './ai/client/index.js';
 export { isMetricsSink, type MetricsSink } from './internal/metrics-sink.js';
+export { Gateway, type GatewayOptions, type GatewayStats, type IoBackend } from './gateway/gateway.js';
+export type { GatewayRequest, ResponseWriter, RouteHandler, RouteResult } from './gateway/http-types.js';

@@ -17,6 +17,7 @@
       'native/src/io/reactor.cc',
       'native/src/io/epoll_reactor.cc',
       'native/src/io/uring_reactor.cc',
+      'native/src/io/server.cc',
     ],
     'myelin_binding_sources': [
       'native/binding/addon.cc',
@@ -27,6 +28,7 @@
       'native/binding/json_wrap.cc',
       'native/binding/matcher_wrap.cc',
       'native/binding/cpu_wrap.cc',
+      'native/binding/gateway_wrap.cc',
     ],
   },
 }

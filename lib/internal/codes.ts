@@ -24,6 +24,8 @@ export const PublicErrorCodes = {
   ERR_WORKER_EXITED: 'the worker thread handling the event exited or crashed',
   ERR_HANDLER_FAILED: 'the handler that answered a request threw or rejected (cause attached)',
   ERR_NATIVE_UNAVAILABLE: 'the native addon could not be loaded',
+  ERR_GATEWAY_LISTEN: 'the gateway could not bind its address (in use, permission)',
+  ERR_RATE_LIMITED: 'a gateway client passed its publish rate limit',
 } as const;
 
 export const NativeErrorCodes = {

@@ -70,7 +70,60 @@ export interface NativeSubjectMatcher {
   readonly cacheSize: number;
 }
 
+export interface NativeGatewayStats {
+  accepted: number;
+  refused: number;
+  open: number;
+  websockets: number;
+  httpRequests: number;
+  framesIn: number;
+  framesOut: number;
+  bytesIn: number;
+  bytesOut: number;
+  eventsIn: number;
+  errorsSent: number;
+  rateLimited: number;
+  authFailures: number;
+  ingressStalls: number;
+  closes: Record<string, number>;
+}
+
+export interface NativeGatewayServer {
+  listen(): number;
+  wake(thread: number): void;
+  stopAccepting(): void;
+  closeWebSockets(code: number): void;
+  close(): void;
+  stats(): NativeGatewayStats;
+  readonly backend: string;
+}
+
+export interface NativeGatewayOptions {
+  host: string;
+  port: number;
+  ioThreads: number;
+  io: 'epoll' | 'io_uring';
+  pin?: boolean;
+  maxConnections?: number;
+  maxPayloadBytes?: number;
+  maxHeadBytes?: number;
+  maxHeaders?: number;
+  maxBufferedBytes?: number;
+  headTimeoutMs?: number;
+  idleTimeoutMs?: number;
+  pingIntervalMs?: number;
+  pubPerSecond?: number;
+  pubPerSecondPerToken?: number;
+  tokens?: string[];
+}
+
 export interface NativeAddon {
+  GatewayServer: new (
+    options: NativeGatewayOptions,
+    rings: Array<{ ingress: Uint8Array; egress: Uint8Array }>,
+    onWake: (thread: number) => void,
+  ) => NativeGatewayServer;
+  ioUringUsable(): boolean;
   napiVersion: number;
   setErrorClass(ctor: typeof MyelinError): void;
   statusTable(): Array<{ name: string; code: string; message: string }>;

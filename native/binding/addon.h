@@ -105,5 +105,6 @@ void InitHistogram(Napi::Env env, Napi::Object exports, MyelinAddon* addon);
 void InitJson(Napi::Env env, Napi::Object exports, MyelinAddon* addon);
 void InitMatcher(Napi::Env env, Napi::Object exports, MyelinAddon* addon);
 void InitCpu(Napi::Env env, Napi::Object exports, MyelinAddon* addon);
+void InitGateway(Napi::Env env, Napi::Object exports, MyelinAddon* addon);
 
 }  // namespace myelin::binding
