@@ -279,11 +279,16 @@ TEST(BadMethodRefusedEarly) {
 // input is what the fuzzer found when the early method check ran before the bare-LF
 // check only on incomplete lines ("invalid method" on a prefix, "bare LF" whole).
 TEST(DecidedPrefixAgreesWithWhole) {
+  static const uint8_t kFound[] = {
+      0x47, 0x45, 0x9c, 0x20, 0x68, 0x74, 0x5a, 0x50, 0x47, 0x45, 0x54, 0x20, 0x68, 0x74,
+      0x74, 0x70, 0x3a, 0x2f, 0x2f, 0x65, 0x78, 0x1a, 0x0, 0x61, 0x54, 0x54, 0x50, 0x2f,
+      0x2f, 0x70, 0x3f, 0x71, 0x3d, 0x31, 0x20, 0x48, 0x1, 0x0, 0x61, 0x5a, 0x15, 0x0,
+      0xd0, 0x60, 0x0, 0x0, 0x38, 0x3a, 0x20, 0x2a, 0x2f, 0xa, 0xd, 0xa, 0xd, 0xa,
+  };
   const std::string inputs[] = {
-      std::string("GE\x9c htZPGET http://ex\x1a\x00aTTP//p?q=1 H\x01\x00aZ\x15\x00\xd0`\x00\x00"
-                  "8: */\n\r\n\r\n", 56),
+      std::string(reinterpret_cast<const char*>(kFound), sizeof(kFound)),
       "GE\x9c /\n", "GET\n", "GET\r\n", "GET / HTTP/1.1\nHost: h\r\n\r\n",
-      "GET / HTTP/1.1\r\nHost: h\r\nX: a\x01b\r\n\r\n", "\r\n\rGET",
+      "GET / HTTP/1.1\r\nHost: h\r\nX: a\x01" "b\r\n\r\n", "\r\n\rGET",
       "GET / HTTP/1.1\r\nHost: h\r\nX(: b\r\n\r\n", std::string(kBrowserGet) + "junk",
   };
   Limits small;
