@@ -4,7 +4,6 @@
 // its records into bus events and HTTP exchanges, and owns the life cycle.
 import os from 'node:os';
 import { Bus } from '../bus/bus.js';
-import type { AIClient } from '../ai/client/ai-client.js';
 import { invalidArgument, MyelinError } from '../errors.js';
 import { native, type NativeGatewayServer } from '../internal/native.js';
 import type { MetricsSink } from '../internal/metrics-sink.js';
@@ -14,6 +13,8 @@ import type { RouteHandler, RouteResult } from './http-types.js';
 import { IoChannel, type InRecord } from './io-channel.js';
 import { In } from './records.js';
 import { dashboardPage } from './dashboard.js';
+import { createOpenAIRoutes, type OpenAIRoutes } from './openai.js';
+import { AIClient } from '../ai/client/ai-client.js';
 import type { ByteRing } from '../bus/byte-ring.js';
 
 export type IoBackend = 'auto' | 'epoll' | 'io_uring';
@@ -40,6 +41,8 @@ export interface GatewayOptions {
   maxBufferedBytes?: number;
   /** Answers are simulated (myelin serve with the built-in simulator): /v1/models says so. */
   simulated?: boolean;
+  /** Request headers passed on to upstream AI calls (lower-case names, or 'prefix-*'). */
+  forwardHeaders?: string[];
   tls?: undefined;
 }
 
@@ -70,7 +73,7 @@ export interface GatewayStats {
 
 const OPTION_KEYS = new Set([
   'port', 'host', 'bus', 'ai', 'metrics', 'auth', 'maxPayloadBytes', 'ioThreads', 'io', 'pin', 'maxConnections',
-  'pingIntervalMs', 'idleTimeoutMs', 'rateLimit', 'maxBufferedBytes', 'simulated', 'tls',
+  'pingIntervalMs', 'idleTimeoutMs', 'rateLimit', 'maxBufferedBytes', 'simulated', 'forwardHeaders', 'tls',
 ]);
 
 type State = 'new' | 'listening' | 'closing' | 'closed';
@@ -83,6 +86,7 @@ export class Gateway {
   readonly #routes = new Map<string, RouteHandler>();
   readonly #inFlight = new Set<HttpExchange>();
   readonly #exchanges = new Map<number, HttpExchange>();
+  readonly #openai: OpenAIRoutes | undefined;
   #io: IoChannel | undefined;
   #plane: EventPlane | undefined;
   #server: NativeGatewayServer | undefined;
@@ -137,6 +141,11 @@ export class Gateway {
       }
     }
     if (options.bus !== undefined && !(options.bus instanceof Bus)) throw invalidArgument('bus must be a Bus');
+    if (options.ai !== undefined && !(options.ai instanceof AIClient)) throw invalidArgument('ai must be an AIClient');
+    if (options.simulated !== undefined && typeof options.simulated !== 'boolean') throw invalidArgument('simulated must be a boolean');
+    this.#openai = options.ai
+      ? createOpenAIRoutes(options.ai, { simulated: options.simulated === true, forwardHeaders: options.forwardHeaders })
+      : undefined;
     this.#tokens = tokens;
     this.#ownBus = options.bus === undefined;
     this.#bus = options.bus ?? new Bus();
@@ -403,7 +412,14 @@ export class Gateway {
         return () => ({ status: 200, headers: { 'content-type': 'text/html; charset=utf-8' }, body: dashboardPage() });
       case 'GET /stats':
         return () => ({ status: 200, body: { gateway: this.stats(), bus: this.#bus.stats() } });
+      case 'POST /v1/chat/completions':
+        return this.#openai?.chatCompletions ?? noAI;
+      case 'GET /v1/models':
+        return this.#openai?.models ?? noAI;
+      case 'POST /v1/embeddings':
+        return this.#openai?.embeddings ?? noAI;
       default:
+        if (method === 'GET' && path.startsWith('/v1/models/')) return this.#openai?.model ?? noAI;
         return undefined;
     }
   }
@@ -440,6 +456,11 @@ export class Gateway {
     return { status: 200, headers: { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' }, body: text };
   }
 }
+
+const noAI: RouteHandler = () => ({
+  status: 503,
+  body: { error: { message: 'this gateway has no AI client: pass `ai` to new Gateway()', type: 'server_error', code: 'no_ai_client' } },
+});
 
 function chooseBackend(io: IoBackend, uringUsable: boolean): 'epoll' | 'io_uring' {
   const env = process.env.MYELIN_IO;

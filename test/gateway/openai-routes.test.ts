@@ -1,6 +1,6 @@
 // The OpenAI-compatible routes (lib/gateway/openai.ts) driven by the official `openai`
 // SDK, streaming and not, against the upstream simulator behind a real AIClient.
-// startServer() mounts the handlers on a server; the tests see only its URL.
+// The routes are served by the real native Gateway; the tests see only its URL.
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import fc from 'fast-check';
@@ -12,7 +12,12 @@ import { MyelinError } from '../../lib/errors.js';
 import { createOpenAIRoutes, type OpenAIRoutesOptions } from '../../lib/gateway/openai.js';
 import { parseChat, parseEmbeddings } from '../../lib/gateway/openai-request.js';
 import { checkChatRequest, checkEmbedRequest } from '../../lib/ai/client/request-check.js';
-import { startServer, type StartedServer } from './node-http-adapter.js';
+import { Gateway } from '../../lib/gateway/gateway.js';
+
+interface StartedServer {
+  url: string;
+  close(): Promise<void>;
+}
 
 const KEY = 'sk-test-SECRET123-gateway-upstream';
 const MESSAGES = [{ role: 'user' as const, content: 'hello there' }];
@@ -59,13 +64,9 @@ async function gateway(aiExtra: Partial<AIClientOptions> = {}, routeOptions: Ope
     retry: { attempts: 1, minDelayMs: 1, maxDelayMs: 5 },
     ...aiExtra,
   });
-  const routes = createOpenAIRoutes(ai, routeOptions);
-  const server = await startServer({
-    'POST /v1/chat/completions': routes.chatCompletions,
-    'GET /v1/models': routes.models,
-    'GET /v1/models/*': routes.model,
-    'POST /v1/embeddings': routes.embeddings,
-  });
+  const gw = new Gateway({ port: 0, ioThreads: 1, ai, simulated: routeOptions.simulated, forwardHeaders: routeOptions.forwardHeaders?.slice() });
+  const { port } = await gw.listen();
+  const server: StartedServer = { url: `http://127.0.0.1:${port}`, close: () => gw.close() };
   cleanup.push(() => ai.close(), () => server.close());
   // maxRetries 0: each test sees the gateway's first answer.
   const sdk = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: 'gateway-token', maxRetries: 0 });

@@ -908,9 +908,10 @@ class Server::Loop final : public Handler {
     std::memcpy(r, hb, hlen);
     r += hlen;
     if (body_len) std::memcpy(r, body, body_len);
+    // Keep reading while JS answers: a client that goes away must be seen (the answer
+    // is then aborted); pipelined bytes wait in `in`, bounded by BufferedInputLimit.
     c->state = kHttpWaitJs;
     c->flags |= kJsKnows;
-    PauseRead(c);
     return true;
   }
 
@@ -1348,9 +1349,10 @@ class Server::Loop final : public Handler {
       uint32_t n = static_cast<uint32_t>(evs.size());
       std::memcpy(r, &n, 4);
     }
+    // Keep reading while JS answers: a client that goes away must be seen (the answer
+    // is then aborted); pipelined bytes wait in `in`, bounded by BufferedInputLimit.
     c->state = kHttpWaitJs;
     c->flags |= kJsKnows;
-    PauseRead(c);
     return true;
   }
 
