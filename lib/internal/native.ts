@@ -124,6 +124,7 @@ export interface NativeAddon {
     onWake: (thread: number) => void,
   ) => NativeGatewayServer;
   ioUringUsable(): boolean;
+  gatewayLayout: Record<string, number | Record<string, number>>;
   napiVersion: number;
   setErrorClass(ctor: typeof MyelinError): void;
   statusTable(): Array<{ name: string; code: string; message: string }>;

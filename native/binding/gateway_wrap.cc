@@ -7,6 +7,8 @@
 // Wake-ups to JS: one thread-safe function; the I/O thread calls it only on an
 // idle-to-busy transition of a ring (byte_ring.h), so calls are per batch.
 #include <atomic>
+#include <initializer_list>
+#include <utility>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -15,7 +17,9 @@
 
 #include "addon.h"
 #include "errors.h"
+#include "io/records.h"
 #include "io/server.h"
+#include "queue/byte_ring.h"
 #include "thread_start.h"
 
 namespace myelin::binding {
@@ -239,8 +243,37 @@ Napi::Value IoUringUsableJs(const Napi::CallbackInfo& info) {
 
 }  // namespace
 
+// The record and ring layout as the native side compiled it, for
+// test/gateway-records.test.ts to compare with lib/gateway/records.ts and
+// lib/bus/byte-ring.ts.
+Napi::Object Layout(Napi::Env env) {
+  auto obj = [&](std::initializer_list<std::pair<const char*, double>> kv) {
+    Napi::Object o = Napi::Object::New(env);
+    for (const auto& [k, v] : kv) o.Set(k, Napi::Number::New(env, v));
+    return o;
+  };
+  Napi::Object l = Napi::Object::New(env);
+  l.Set("inHeader", Napi::Number::New(env, io::kIngressHeader));
+  l.Set("outHeader", Napi::Number::New(env, io::kEgressHeader));
+  l.Set("noPriority", Napi::Number::New(env, io::kNoPriority));
+  l.Set("in", obj({{"PUB", io::kInPub}, {"SUB", io::kInSub}, {"UNSUB", io::kInUnsub}, {"REQ", io::kInReq},
+                   {"WS_CLOSED", io::kInWsClosed}, {"HTTP_REQUEST", io::kInHttpRequest},
+                   {"HTTP_CLOSED", io::kInHttpClosed}, {"EVENTS_END", io::kInEventsEnd}}));
+  l.Set("inFlag", obj({{"HTTP", io::kInFlagHttp}, {"TOKEN_SHIFT", io::kInFlagTokenShift}}));
+  l.Set("out", obj({{"HTTP", io::kOutHttp}, {"WS_TEXT", io::kOutWsText}, {"FANOUT", io::kOutFanout},
+                    {"WS_CLOSE", io::kOutWsClose}, {"CLOSE", io::kOutClose}}));
+  l.Set("outFlag", obj({{"END", io::kOutFlagEnd}, {"CLOSE_AFTER", io::kOutFlagCloseAfter}}));
+  l.Set("ring", obj({{"HEADER_BYTES", kByteRingHeaderBytes}, {"WRITE", ByteRingWord::kWrite},
+                     {"READ", ByteRingWord::kRead}, {"DATA_SEQ", ByteRingWord::kDataSeq},
+                     {"CONSUMER_SLEEPING", ByteRingWord::kConsumerSleeping}, {"ROOM_SEQ", ByteRingWord::kRoomSeq},
+                     {"PRODUCER_WAITING", ByteRingWord::kProducerWaiting}, {"DONE", ByteRingWord::kDone},
+                     {"CLOSED", ByteRingWord::kClosed}, {"WRAP", kByteRingWrap}}));
+  return l;
+}
+
 void InitGateway(Napi::Env env, Napi::Object exports, MyelinAddon*) {
   exports.Set("GatewayServer", GatewayWrap::Define(env));
+  exports.Set("gatewayLayout", Layout(env));
   exports.Set("ioUringUsable", Napi::Function::New(env, IoUringUsableJs, "ioUringUsable"));
 }
 
