@@ -18,6 +18,7 @@
       'native/src/io/epoll_reactor.cc',
       'native/src/io/uring_reactor.cc',
       'native/src/io/server.cc',
+      'native/src/io/load_client.cc',
     ],
     'myelin_binding_sources': [
       'native/binding/addon.cc',
@@ -29,6 +30,7 @@
       'native/binding/matcher_wrap.cc',
       'native/binding/cpu_wrap.cc',
       'native/binding/gateway_wrap.cc',
+      'native/binding/load_wrap.cc',
     ],
   },
 }

@@ -37,6 +37,7 @@ MyelinAddon::MyelinAddon(Napi::Env env, Napi::Object exports) : handles_(std::ma
   InitMatcher(env, exports, this);
   InitCpu(env, exports, this);
   InitGateway(env, exports, this);
+  InitLoad(env, exports, this);
   // Runs before V8 tears the environment down (process exit or worker.terminate()):
   // stop native threads and release thread-safe functions while they still can be.
   std::shared_ptr<HandleSet> set = handles_;

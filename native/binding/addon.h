@@ -106,5 +106,6 @@ void InitJson(Napi::Env env, Napi::Object exports, MyelinAddon* addon);
 void InitMatcher(Napi::Env env, Napi::Object exports, MyelinAddon* addon);
 void InitCpu(Napi::Env env, Napi::Object exports, MyelinAddon* addon);
 void InitGateway(Napi::Env env, Napi::Object exports, MyelinAddon* addon);
+void InitLoad(Napi::Env env, Napi::Object exports, MyelinAddon* addon);
 
 }  // namespace myelin::binding
