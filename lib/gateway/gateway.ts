@@ -6,7 +6,8 @@ import os from 'node:os';
 import { Bus } from '../bus/bus.js';
 import { invalidArgument, MyelinError } from '../errors.js';
 import { native, type NativeGatewayServer } from '../internal/native.js';
-import type { MetricsSink } from '../internal/metrics-sink.js';
+import { isMetricsSink, type MetricsSink } from '../internal/metrics-sink.js';
+import { GatewayMetrics } from './gateway-metrics.js';
 import { EventPlane } from './event-plane.js';
 import { HttpExchange, tokenOf } from './http-exchange.js';
 import type { RouteHandler, RouteResult } from './http-types.js';
@@ -87,6 +88,7 @@ export class Gateway {
   readonly #inFlight = new Set<HttpExchange>();
   readonly #exchanges = new Map<number, HttpExchange>();
   readonly #openai: OpenAIRoutes | undefined;
+  #recorder: GatewayMetrics | undefined;
   #io: IoChannel | undefined;
   #plane: EventPlane | undefined;
   #server: NativeGatewayServer | undefined;
@@ -142,6 +144,9 @@ export class Gateway {
     }
     if (options.bus !== undefined && !(options.bus instanceof Bus)) throw invalidArgument('bus must be a Bus');
     if (options.ai !== undefined && !(options.ai instanceof AIClient)) throw invalidArgument('ai must be an AIClient');
+    if (options.metrics !== undefined && !isMetricsSink(options.metrics)) {
+      throw invalidArgument('metrics must implement counter(), gauge() and histogram() (a Metrics instance)');
+    }
     if (options.simulated !== undefined && typeof options.simulated !== 'boolean') throw invalidArgument('simulated must be a boolean');
     this.#openai = options.ai
       ? createOpenAIRoutes(options.ai, { simulated: options.simulated === true, forwardHeaders: options.forwardHeaders })
@@ -206,6 +211,7 @@ export class Gateway {
     this.#server = server;
     this.#backend = backend;
     this.#state = 'listening';
+    if (this.#opts.metrics) this.#recorder = new GatewayMetrics(this.#opts.metrics, () => this.stats());
     return this.address();
   }
 
@@ -281,6 +287,7 @@ export class Gateway {
     while (this.#plane!.waiting > 0) await sleep(5);
     for (const ex of this.#inFlight) ex.gone();
     await this.#bus.drain();
+    this.#recorder?.close();
     this.#plane!.close();
     this.#state = 'closed';
     if (this.#ownBus) await this.#bus.close();
