@@ -517,6 +517,27 @@ export class AIClient {
     }
   }
 
+  /**
+   * Opens the circuit breaker of `target` ('provider/model', a configured provider)
+   * for `forMs`: calls routed to it fail fast with ERR_AI_CIRCUIT_OPEN (and the
+   * dispatcher moves on to the route's next target) until then, when the breaker goes
+   * half-open as after any opening. For automated responses (a metrics alert's
+   * 'open-breaker' action) and operators. Works without the `breaker` option too.
+   */
+  openBreaker(target: string, options: { forMs: number }): void {
+    this.#checkOpen();
+    const s = typeof target === 'string' ? splitTarget(target) : undefined;
+    if (!s) throw new MyelinError('ERR_INVALID_ARGUMENT', `openBreaker: target must be a 'provider/model' string, got ${typeof target === 'string' ? JSON.stringify(target) : typeof target}`);
+    if (!this.#o.providers.has(s.provider)) throw new MyelinError('ERR_INVALID_ARGUMENT', `openBreaker: provider '${s.provider}' is not configured`);
+    if (options === null || typeof options !== 'object') throw new MyelinError('ERR_INVALID_ARGUMENT', 'openBreaker: options must be { forMs }');
+    onlyKnown('openBreaker', options as Record<string, unknown>, ['forMs']);
+    const { forMs } = options;
+    if (typeof forMs !== 'number' || !(forMs > 0) || !Number.isFinite(forMs)) {
+      throw new MyelinError('ERR_INVALID_ARGUMENT', `openBreaker: forMs must be a positive finite number of ms, got ${String(forMs)}`);
+    }
+    this.#guards.openBreaker(target, forMs);
+  }
+
   stats(): AIClientStats {
     const targets: Record<string, TargetStats> = {};
     for (const [k, c] of this.#counters) {

@@ -55,6 +55,8 @@ export class Guards {
   readonly #o: GuardsOptions;
   readonly #breakers = new Map<string, CircuitBreaker>();
   readonly #limiters = new Map<string, Limiter>();
+  /** Without a `breaker` option: targets forced open by openBreaker(), until this clock time. */
+  readonly #forced = new Map<string, number>();
 
   constructor(o: GuardsOptions) {
     this.#o = o;
@@ -67,7 +69,27 @@ export class Guards {
 
   /** False only for a target whose breaker is open (half-open may take its probe). */
   healthy(key: string): boolean {
-    return this.state(key) !== 'open';
+    return this.state(key) !== 'open' && !this.#isForced(key);
+  }
+
+  /**
+   * Opens `key`'s breaker for `forMs`. With no `breaker` option the target has no
+   * breaker, so it is refused until then and admitted again afterwards (no probe).
+   */
+  openBreaker(key: string, forMs: number): void {
+    if (this.#o.breaker) {
+      this.#breaker(key).open(forMs);
+      return;
+    }
+    this.#forced.set(key, Date.now() + forMs);
+  }
+
+  #isForced(key: string): boolean {
+    const until = this.#forced.get(key);
+    if (until === undefined) return false;
+    if (Date.now() < until) return true;
+    this.#forced.delete(key);
+    return false;
   }
 
   /** Targets with an open breaker moved last, the order otherwise kept. */
@@ -78,6 +100,9 @@ export class Guards {
   }
 
   async enter(t: Target, input: GuardInput): Promise<Guard> {
+    if (this.#forced.size > 0 && this.#isForced(t.key)) {
+      throw aiError('ERR_AI_CIRCUIT_OPEN', `${t.key}: the circuit breaker is open`, { failure: 'circuit-open', retryable: false, provider: t.provider.name, target: t.key });
+    }
     const limiters = this.#limitersFor(t);
     if (!this.#o.breaker && limiters.length === 0) return OPEN_GUARD;
     let permit: BreakerPermit | undefined;

@@ -101,6 +101,8 @@ export class CircuitBreaker {
   #state: BreakerState = 'closed';
   #generation = 0;
   #openedAt = 0;
+  /** How long the current open period lasts: openMs, or what open(forMs) asked. */
+  #openFor = 0;
   #probeOut = false;
   #probeAt = 0;
 
@@ -144,6 +146,18 @@ export class CircuitBreaker {
     return this.#permit(false);
   }
 
+  /**
+   * Opens the breaker now, whatever its window says, for `forMs` (default openMs); then
+   * it goes half-open and takes one probe as after any opening. An automated response
+   * (a metrics alert's 'open-breaker' action) calls it through AIClient.openBreaker.
+   */
+  open(forMs: number = this.openMs): void {
+    if (typeof forMs !== 'number' || !(forMs > 0) || !Number.isFinite(forMs)) {
+      throw invalidArgument(`breaker.open: forMs must be a positive finite number, got ${String(forMs)}`);
+    }
+    this.#open(this.#now(), forMs);
+  }
+
   stats(): BreakerStats {
     const now = this.#now();
     this.#tick(now);
@@ -153,7 +167,7 @@ export class CircuitBreaker {
       requests: calls,
       failures: fails,
       failureRate: calls === 0 ? 0 : fails / calls,
-      retryAt: this.#state === 'open' ? this.#openedAt + this.openMs : undefined,
+      retryAt: this.#state === 'open' ? this.#openedAt + this.#openFor : undefined,
     };
   }
 
@@ -198,7 +212,7 @@ export class CircuitBreaker {
   }
 
   #tick(now: number): void {
-    if (this.#state === 'open' && now - this.#openedAt >= this.openMs) {
+    if (this.#state === 'open' && now - this.#openedAt >= this.#openFor) {
       this.#probeOut = false;
       this.#transition('half-open', now);
     } else if (this.#state === 'half-open' && this.#probeOut && now - this.#probeAt >= this.probeTimeoutMs) {
@@ -206,8 +220,9 @@ export class CircuitBreaker {
     }
   }
 
-  #open(now: number): void {
+  #open(now: number, forMs: number = this.openMs): void {
     this.#openedAt = now;
+    this.#openFor = forMs;
     this.#probeOut = false;
     this.#transition('open', now);
   }
