@@ -249,6 +249,69 @@ const BUS_ROWS: Row[] = [
   },
 ];
 
+// Gateway rows (issue 9): bench/gateway/*.mjs, the server in a child process, the
+// native load client (addon.LoadClient) driving both myelin and the `ws` anchor. One row
+// per backend. µWebSockets.js is not on npm: its figures are the issue's fixed anchors
+// (306 K msgs per server CPU-second ingest, 0.55 KB per idle connection).
+const GATEWAY_ROWS: Row[] = (['epoll', 'io_uring'] as const).flatMap((io): Row[] => [
+  {
+    what: `ingest, 100 conns, 1 KiB JSON pub, msgs per server CPU-second (${io})`,
+    value: `gateway.ingest.${io}.per_cpu`,
+    anchors: ['gateway.ingest.ws.per_cpu', `gateway.ingest.${io}`, 'gateway.ingest.ws', `gateway.ingest.${io}.server_cores`, 'gateway.ingest.ws.server_cores', `gateway.ingest.${io}.client_cores`],
+    target: '>= 612 K/cpu-s (2x µWS 306 K) and >= 5x ws',
+    pass: (r) => {
+      const a = atLeast(r(`gateway.ingest.${io}.per_cpu`)?.median, 612e3);
+      const b = atLeast(ratio(r, `gateway.ingest.${io}.per_cpu`, 'gateway.ingest.ws.per_cpu'), 5);
+      return a === undefined || b === undefined ? undefined : a && b;
+    },
+  },
+  {
+    what: `idle connections, server RSS per connection (${io})`,
+    value: `gateway.idle.${io}`,
+    anchors: ['gateway.idle.ws', `gateway.idle.${io}.server_cpu`],
+    target: '19,000 conns at <= 0.3 KB each (µWS 0.55 KB)',
+    pass: (r) => {
+      const v = r(`gateway.idle.${io}`) as (BenchResult & { connections?: number }) | undefined;
+      return v === undefined ? undefined : v.median <= 0.3 && (v.connections ?? 0) >= 19000;
+    },
+  },
+  {
+    what: `fan-out, one publish to 10,000 sockets, delivery p99 (${io})`,
+    value: `gateway.fanout.${io}.p99`,
+    anchors: ['gateway.fanout.ws.p99', `gateway.fanout.${io}.p50`, `gateway.fanout.${io}.p999`, `gateway.fanout.${io}.max`, `gateway.fanout.${io}.lost`, `gateway.fanout.${io}.server_cores`, 'gateway.fanout.ws.server_cores'],
+    target: 'p99 <= 1/5 of ws',
+    pass: (r) => {
+      const q = ratio(r, `gateway.fanout.${io}.p99`, 'gateway.fanout.ws.p99');
+      return q === undefined ? undefined : q <= 0.2;
+    },
+  },
+  {
+    what: `end to end pub -> event, 100 K msgs/s, p99 (${io})`,
+    value: `gateway.e2e.${io}.p99`,
+    anchors: ['gateway.e2e.ws.p99', `gateway.e2e.${io}.p50`, `gateway.e2e.${io}.p999`, `gateway.e2e.${io}.max`, `gateway.e2e.${io}.rate`, `gateway.e2e.${io}.lost`, `gateway.e2e.${io}.server_cores`, `gateway.e2e.${io}.publisher_lag`],
+    target: 'p99 <= 1 ms',
+    pass: (r) => atMost(r(`gateway.e2e.${io}.p99`)?.median, 1000),
+  },
+  {
+    what: `/v1/chat/completions added p99 at 1,000 req/s (${io})`,
+    value: `gateway.chat.1000.${io}.added.p99`,
+    anchors: ['gateway.chat.1000.portkey.added.p99', `gateway.chat.1000.${io}.added.p50`, 'gateway.chat.1000.portkey.added.p50', 'gateway.chat.1000.direct.p99', `gateway.chat.1000.${io}.server_cores`, 'gateway.chat.1000.portkey.server_cores'],
+    target: "<= 1/10 of Portkey's and <= 1 ms",
+    pass: (r) => {
+      const a = atMost(r(`gateway.chat.1000.${io}.added.p99`)?.median, 1000);
+      const q = ratio(r, `gateway.chat.1000.${io}.added.p99`, 'gateway.chat.1000.portkey.added.p99');
+      return a === undefined || q === undefined ? undefined : a && q <= 0.1;
+    },
+  },
+  {
+    what: `/v1/chat/completions added p50, sequential (${io})`,
+    value: `gateway.chat.seq.${io}.added.p50`,
+    anchors: ['gateway.chat.seq.portkey.added.p50', `gateway.chat.seq.${io}.added.p99`, 'gateway.chat.seq.portkey.added.p99', 'gateway.chat.seq.direct.p50'],
+    target: "report (Portkey +3.4 ms p50 here before)",
+    pass: () => undefined,
+  },
+]);
+
 const SUITES: Record<string, Suite> = {
   core: {
     rows: CORE_ROWS,
@@ -264,6 +327,11 @@ const SUITES: Record<string, Suite> = {
     rows: BUS_ROWS,
     native: [],
     js: ['bus/inproc-exact', 'bus/inproc-wildcard', 'bus/worker-objects', 'bus/worker-bytes', 'bus/latency', 'bus/latency-inproc', 'bus/memory --expose-gc', 'bus/scaling'],
+  },
+  gateway: {
+    rows: GATEWAY_ROWS,
+    native: [],
+    js: ['gateway/ingest', 'gateway/idle', 'gateway/fanout', 'gateway/e2e', 'gateway/chat'],
   },
 };
 

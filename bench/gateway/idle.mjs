@@ -1,0 +1,34 @@
+// Idle connections: N WebSocket connections (default 19,000; the fd limit here is
+// 20,000 per process, so the client is this process and the server a child) upgrade and
+// stay silent. Server RSS after a full GC, minus the RSS before they opened, over N.
+//   gateway.idle.<ws|epoll|io_uring>   KB per connection
+import { emit } from '../lib.mjs';
+import { addon, sleep, startServer, targets, waitPhase } from './fixtures.mjs';
+
+const n = Number(process.env.MYELIN_BENCH_IDLE ?? 19000);
+const reps = Math.max(1, Number(process.env.MYELIN_BENCH_IDLE_REPEATS ?? 1));
+
+for (const t of targets()) {
+  const per = [];
+  const cpu = [];
+  let opened = 0;
+  process.stderr.write(`  idle ${t.name}: ${n} connections`);
+  for (let r = 0; r < reps; r++) {
+    const server = await startServer(t.kind, t.io, 'idle');
+    const before = await server.stats(true);
+    const lc = new addon.LoadClient({ port: server.port, mode: 'idle', connections: n });
+    lc.start();
+    const st = await waitPhase(lc, 'ready', 120000);
+    await sleep(1000);
+    const after = await server.stats(true);
+    opened = st.upgraded;
+    per.push((after.rss - before.rss) / 1024 / st.upgraded);
+    cpu.push((after.cpuUs - before.cpuUs) / 1e6);
+    lc.stop();
+    await server.stop();
+    process.stderr.write(` . (${st.upgraded} open, ${st.failed} failed)`);
+  }
+  process.stderr.write('\n');
+  emit(`gateway.idle.${t.name}`, 'KB', per, { connections: opened });
+  emit(`gateway.idle.${t.name}.server_cpu`, 's', cpu);
+}
