@@ -20,8 +20,8 @@
 //
 // Ordering: one lane is delivered in publish order; async deliveries of one key run one
 // at a time per subscription, in order. An event whose key still has events queued in
-// a lower-priority lane joins that lane, so no event overtakes an earlier one of its
-// key; unkeyed events and other keys keep their priority.
+// a lane joins that lane (whichever its priority), so no event overtakes an earlier
+// one of its key; unkeyed events and other keys keep their priority.
 import diagnostics from 'node:diagnostics_channel';
 import { performance } from 'node:perf_hooks';
 import { MyelinError, invalidArgument } from '../errors.js';
@@ -47,7 +47,7 @@ import {
 import { JsonBusEvent } from './json-event.js';
 import { Reply } from './reply.js';
 import { QueueGroup, type Route, RouteTable } from './route-table.js';
-import { type Handler, Subscription, type Tracker } from './subscription.js';
+import { type DirectFn, type Handler, Subscription, type Tracker } from './subscription.js';
 import { type SettleFn, Ticket } from './ticket.js';
 import { type PoolHost, WorkerPool, type WorkerPoolOptions } from './worker-pool.js';
 import type { BatchItem, BusEvent, BusStats, Overflow, Priority, PublishOptions, SubscribeOptions } from './types.js';
@@ -132,7 +132,7 @@ export class Bus {
   #drainWaiters: Array<() => void> = [];
   readonly #pools = new Set<WorkerPool>();
   #lastSubject: string | undefined;
-  /** Keys with queued events: how many, and the lowest-priority lane holding one. */
+  /** Keys with queued events: how many, and the one lane that holds them all. */
   readonly #keys = new Map<string, KeyState>();
   #lastRoute: Route | undefined;
 
@@ -255,7 +255,7 @@ export class Bus {
       let lane = o.lane;
       if (o.key !== undefined) {
         const held = keyLane.get(o.key) ?? this.#keys.get(o.key)?.lane;
-        if (held !== undefined && held > lane) lane = held;
+        if (held !== undefined) lane = held;
         keyLane.set(o.key, lane);
       }
       need[lane]++;
@@ -286,12 +286,17 @@ export class Bus {
   /** Puts one event in its lane, applying the overflow policy; false: not enqueued. */
   #enqueue(route: Route, data: unknown, lane: number, key: string | undefined, extra: EventExtra | undefined): boolean {
     const reply = extra?.reply;
+    const solo = route.solo;
+    if (solo !== undefined && solo.direct !== undefined && reply === undefined && this.#lanesEmpty() && !solo.closed && !deliverChannel.hasSubscribers) {
+      if (this.#publishDirect(route, solo.direct, data, lane, key, extra)) return true;
+    }
     let keyState: KeyState | undefined;
     if (key !== undefined) {
-      // An event may not overtake an earlier event of its key: when that key still has
-      // events queued in a lower-priority lane, this one joins that lane.
+      // An event may not overtake an earlier event of its key, nor be overtaken by a
+      // later one: while its key has events queued, it joins their lane (the weighted
+      // cycle may serve any lane first, so two lanes would not keep their order).
       keyState = this.#keys.get(key);
-      if (keyState !== undefined && keyState.lane > lane) lane = keyState.lane;
+      if (keyState !== undefined) lane = keyState.lane;
     }
     const q = this.#lanes[lane];
     if (q.size >= q.capacity) {
@@ -335,15 +340,72 @@ export class Bus {
     if (key !== undefined) {
       keyState ??= this.#keys.get(key); // a drop-oldest above may have removed it
       if (keyState === undefined) this.#keys.set(key, { lane, queued: 1 });
-      else {
-        keyState.queued++;
-        if (lane > keyState.lane) keyState.lane = lane;
-      }
+      else keyState.queued++;
     }
     this.#published++;
     this.#lanePublished[lane]++;
     if (publishChannel.hasSubscribers) publishChannel.publish({ subject: route.subject, data, key, priority: PRIORITIES[lane], id: q.id[i] });
     return true;
+  }
+
+  #lanesEmpty(): boolean {
+    const l = this.#lanes;
+    return l[0].size === 0 && l[1].size === 0 && l[2].size === 0 && l[3].size === 0;
+  }
+
+  /**
+   * The publish-time path to a worker pool: a route whose only target is one pool
+   * subscription hands the event to the pool now (lib/bus/worker-pool.ts #accept),
+   * which packs it into a thread's next batch; no lane slot, event object or ticket.
+   * Taken only while every lane is empty, so the event overtakes nothing: no event
+   * of its key is queued (the key table tracks queued events only), no higher-priority
+   * event waits, and a lane-path event for the pool has already been handed to it,
+   * in order. The pool refuses (false) when its backlog is at its bound or it is
+   * closing; the event then takes the lane path, where the overflow policy applies.
+   * A batch with several priorities is written highest first (EventChunk.byPriority).
+   * Accounting: published and in flight now; delivered or failed when the worker's
+   * DONE count covers it (deliveredDirect, failDirect). Requests (replies) and a bus
+   * with `myelin:bus:deliver` subscribers keep the lane path.
+   */
+  #publishDirect(route: Route, direct: DirectFn, data: unknown, lane: number, key: string | undefined, extra: EventExtra | undefined): boolean {
+    // The clock: read once per publishing task (the first direct publish after the
+    // task's microtasks ran) and every 256 publishes, as the lane path does per round.
+    if (!this.#clockFresh) {
+      this.#clockFresh = true;
+      this.#tick();
+      queueMicrotask(this.#clockStale);
+    } else if (++this.#ticks >= 256) this.#tick();
+    const id = this.#nextEvent;
+    if (!direct(route.subject, data, key, extra?.headers, extra?.json === true, lane, id, this.#now)) return false;
+    this.#nextEvent++;
+    this.#published++;
+    this.#lanePublished[lane]++;
+    this.#inFlight++;
+    if (publishChannel.hasSubscribers) publishChannel.publish({ subject: route.subject, data, key, priority: PRIORITIES[lane], id });
+    return true;
+  }
+
+  #clockFresh = false;
+  readonly #clockStale = (): void => {
+    this.#clockFresh = false;
+  };
+
+  /** `n` events a pool took at publish time were handled. */
+  #deliveredDirect(n: number): void {
+    this.#delivered += n;
+    this.#inFlight -= n;
+    // a lane may be stopped at the pool's bound, which the worker just made room under
+    if (this.#blocked && !this.#scheduled) this.#schedule();
+    this.#checkDrained();
+  }
+
+  /** One event a pool took at publish time failed: counted and dead-lettered, as on the lane path. */
+  #failDirect(ev: BusEvent, err: unknown): void {
+    this.#inFlight--;
+    this.#failed++;
+    this.#fail(ev, err, undefined);
+    if (this.#blocked && !this.#scheduled) this.#schedule();
+    this.#checkDrained();
   }
 
   /** A queued event of `key` left its lane (delivered or dropped). */
@@ -426,6 +488,29 @@ export class Bus {
         while (n-- > 0) {
           const i = q.headSlot();
           const route = q.route[i] as Route;
+          const extra = q.extra[i];
+          // A pool-only route: the event goes from its lane columns straight into the
+          // pool's next batch, with no event object or ticket (see #publishDirect); a
+          // pool at its bound stops the lane, as a full subscription does.
+          const pool = route.solo;
+          if (pool !== undefined && pool.direct !== undefined && !pool.closed && extra?.reply === undefined && !deliverChannel.hasSubscribers) {
+            const key = q.key[i];
+            if (!pool.direct(route.subject, q.data[i], key, extra?.headers, extra?.json === true, l, q.id[i], q.time[i])) {
+              stopped[l] = true;
+              this.#blocked = true;
+              break;
+            }
+            if (key !== undefined) this.#keyLeft(key);
+            q.shift();
+            this.#inFlight++;
+            budget--;
+            served++;
+            if ((budget & 63) === 0) {
+              this.#tick();
+              if (this.#now >= roundEnd) budget = n = 0;
+            }
+            continue;
+          }
           // The common case gets a short path: one plain subscription with nothing in
           // flight or waiting, which can always take the event now.
           const targets = route.targets;
@@ -440,7 +525,6 @@ export class Bus {
             break;
           }
           const key = q.key[i];
-          const extra = q.extra[i];
           const time = q.time[i];
           const ev: BusEvent =
             extra?.json === true
@@ -707,6 +791,8 @@ export class Bus {
       publish: (subject, data, o) => this.#publishParsed(subject, data, o),
       publishAsync: (subject, data, o) => this.#publishAsync(subject, data, o),
       overflow: this.#overflow,
+      deliveredDirect: (n) => this.#deliveredDirect(n),
+      failDirect: (ev, err) => this.#failDirect(ev, err),
     };
     return WorkerPool.start(host, moduleUrl, opts).then((pool) => {
       this.#pools.add(pool);

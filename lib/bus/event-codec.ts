@@ -18,7 +18,7 @@
 import { Packr } from 'msgpackr';
 import { MyelinError } from '../errors.js';
 import type { ByteRing } from './byte-ring.js';
-import { JsonBusEvent } from './json-event.js';
+import type { EventChunk } from './event-chunk.js';
 
 export const KIND_EVENT = 1;
 export const KIND_FAIL = 2;
@@ -172,7 +172,7 @@ export function decodeRecord(ring: ByteRing, at: number): Decoded {
 //   0  u8  KIND_BATCH
 //   4  u32 count
 //   8  u32 packed bytes
-//   12 one msgpack array of columns (packBatch below), then the byte payloads
+//   12 one msgpack array of columns (packChunk below), then the byte payloads
 //
 // One pack on the main thread and one unpack in the worker per batch: the per-call
 // overhead of the codec, not the bytes, dominated per-event records. Byte payloads
@@ -193,19 +193,6 @@ export function createBatchCodec(): Packr {
   return new Packr({ useRecords: true, sequential: true, moreTypes: true, writeFunction });
 }
 
-export interface BatchItem {
-  ev: { id: number; time: number; priority: string; subject: string; key?: string; headers?: Record<string, string>; data: unknown };
-  wantsReply: boolean;
-}
-
-const PRIORITY_NUMBER: Record<string, number> = { critical: 0, high: 1, normal: 2, low: 3 };
-
-/**
- * Packs a batch as columns; throws ERR_INVALID_ARGUMENT when some data cannot cross.
- * Layout: [subjectTable, subjectIndex[], meta[] (priority | 4 wants a reply | 8 JSON bytes), ids[],
- * timeBase, timeOffsetsUs[], keys[] | null, headers[] | null, data[]]. Repeated subjects
- * go once per batch, times as small integers, and absent keys or headers cost nothing.
- */
 /** A packed batch: the msgpack columns and the byte payloads that follow them. */
 export interface PackedBatch {
   packed: Uint8Array;
@@ -214,37 +201,47 @@ export interface PackedBatch {
   size: number;
 }
 
-export function packBatch(codec: Packr, items: readonly BatchItem[]): PackedBatch {
-  const n = items.length;
+/**
+ * Packs a chunk's events as columns; throws ERR_INVALID_ARGUMENT when some data cannot
+ * cross. Layout: [subjectTable, subjectIndex[], meta[] (priority | 4 wants a reply |
+ * 8 JSON bytes | 16 bytes payload | 32 a Buffer), ids[], timeBase, timeOffsetsUs[],
+ * keys[] | null, headers[] | null, data[]]. Repeated subjects go once per batch, times
+ * as small integers, and absent keys or headers cost nothing.
+ */
+export function packChunk(codec: Packr, c: EventChunk): PackedBatch {
+  const n = c.n;
   const table: string[] = [];
-  const index = new Map<string, number>();
+  let index: Map<string, number> | undefined;
   const subjects = new Array<number>(n);
   const meta = new Array<number>(n);
-  const ids = new Array<number>(n);
   const offsets = new Array<number>(n);
   const data = new Array<unknown>(n);
-  let keys: Array<string | null> | null = null;
-  let headers: Array<Record<string, string> | null> | null = null;
   let blobs: Uint8Array[] | null = null;
   let blobBytes = 0;
-  const timeBase = n > 0 ? items[0].ev.time : 0;
+  const timeBase = n > 0 ? c.times[0] : 0;
+  let last: string | undefined;
+  let lastIndex = 0;
   for (let i = 0; i < n; i++) {
-    const { ev, wantsReply } = items[i];
-    let s = index.get(ev.subject);
-    if (s === undefined) {
-      s = table.length;
-      table.push(ev.subject);
-      index.set(ev.subject, s);
+    const subject = c.subjects[i];
+    // runs of one subject (the common batch) skip the table lookup
+    if (subject !== last) {
+      index ??= new Map();
+      let s = index.get(subject);
+      if (s === undefined) {
+        s = table.length;
+        table.push(subject);
+        index.set(subject, s);
+      }
+      last = subject;
+      lastIndex = s;
     }
-    subjects[i] = s;
-    ids[i] = ev.id;
-    offsets[i] = Math.round((ev.time - timeBase) * 1000);
-    let m = PRIORITY_NUMBER[ev.priority] | (wantsReply ? 4 : 0);
-    // JSON bytes cross as they are; the worker parses them if its handler reads data
-    const json = ev instanceof JsonBusEvent;
-    const d = json ? ev.bytes : ev.data;
+    subjects[i] = lastIndex;
+    offsets[i] = Math.round((c.times[i] - timeBase) * 1000);
+    let m = c.meta[i];
+    // byte payloads (JSON bytes too) cross outside msgpack, after the columns
+    const d = c.data[i];
     if (d instanceof Uint8Array) {
-      m |= META_BLOB | (json ? META_JSON : 0) | (Buffer.isBuffer(d) ? META_BUFFER : 0);
+      m |= META_BLOB | (Buffer.isBuffer(d) ? META_BUFFER : 0);
       (blobs ??= []).push(d);
       blobBytes += d.byteLength;
       data[i] = d.byteLength;
@@ -252,11 +249,9 @@ export function packBatch(codec: Packr, items: readonly BatchItem[]): PackedBatc
       data[i] = d;
     }
     meta[i] = m;
-    if (ev.key !== undefined) (keys ??= new Array<string | null>(n).fill(null))[i] = ev.key;
-    if (ev.headers !== undefined) (headers ??= new Array<Record<string, string> | null>(n).fill(null))[i] = ev.headers;
   }
   try {
-    const packed = codec.pack([table, subjects, meta, ids, timeBase, offsets, keys, headers, data]);
+    const packed = codec.pack([table, subjects, meta, c.ids, timeBase, offsets, c.keys, c.headers, data]);
     return { packed, blobs, size: BATCH_HEAD + packed.byteLength + blobBytes };
   } catch (cause) {
     throw new MyelinError('ERR_INVALID_ARGUMENT', `a batch of events cannot cross to another thread: ${(cause as Error).message}`, { cause });
@@ -264,9 +259,8 @@ export function packBatch(codec: Packr, items: readonly BatchItem[]): PackedBatc
 }
 
 /** Checks one event's data alone (to find which event of a failed batch is at fault). */
-export function checkCrossable(item: BatchItem): void {
-  const ev = item.ev;
-  pack([ev instanceof JsonBusEvent ? ev.bytes : ev.data, ev.headers ?? null], `data for '${ev.subject}'`);
+export function checkCrossable(c: EventChunk, i: number): void {
+  pack([c.data[i], c.headers?.[i] ?? null], `data for '${c.subjects[i]}'`);
 }
 
 export const KIND_RESET = 5;

@@ -45,6 +45,8 @@ export interface Route {
   /** False when every target is a worker pool: the workers record publish -> handler
    * latency themselves, at their handler's start. */
   measure: boolean;
+  /** The one plain subscription (not a queue group) that is the whole route, if so. */
+  solo: Subscription | undefined;
 }
 
 /** FNV-1a over UTF-16 code units: stable within a process, for key affinity. */
@@ -134,7 +136,7 @@ export class RouteTable {
     if (typeof subject !== 'string') throw new TypeError('subject must be a string'); // turned into MyelinError by caller
     native().validateSubject(subject, false);
     if (this.#routes.size >= this.#maxRoutes) this.#routes.clear();
-    const route: Route = { subject, version: 0, targets: [], measure: true };
+    const route: Route = { subject, version: 0, targets: [], measure: true, solo: undefined };
     this.#fill(route);
     this.#routes.set(subject, route);
     return route;
@@ -172,6 +174,8 @@ export class RouteTable {
     }
     route.targets = targets;
     route.measure = !targets.every((t) => !(t instanceof QueueGroup) && t.keyAffinity) || targets.length === 0;
+    const only = targets.length === 1 ? targets[0] : undefined;
+    route.solo = only instanceof QueueGroup ? undefined : only;
     route.version = this.version;
   }
 }

@@ -17,6 +17,17 @@ export interface PendingDelivery {
   extra: EventExtra | undefined;
 }
 
+export type DirectFn = (
+  subject: string,
+  data: unknown,
+  key: string | undefined,
+  headers: Record<string, string> | undefined,
+  json: boolean,
+  lane: number,
+  id: number,
+  time: number,
+) => boolean;
+
 export type Handler = (event: BusEvent, wantsReply?: boolean) => unknown;
 
 export class Subscription implements AsyncIterable<BusEvent> {
@@ -37,6 +48,9 @@ export class Subscription implements AsyncIterable<BusEvent> {
   keyAffinity = false;
   /** When set and true, the bus holds events in their lanes (downstream backpressure). */
   full: (() => boolean) | undefined;
+  /** A worker pool's publish-time path (lib/bus/worker-pool.ts #accept): takes an event
+   * without an event object or a ticket; false sends it through the lanes instead. */
+  direct: DirectFn | undefined;
   #drainWaiters: Array<() => void> = [];
   #detach: () => void;
   #iter: EventIterator | undefined;

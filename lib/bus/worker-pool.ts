@@ -37,6 +37,7 @@ import { MyelinError, invalidArgument } from '../errors.js';
 import { native, packageRoot } from '../internal/native.js';
 import { ByteRing, R } from './byte-ring.js';
 import type { Packr } from 'msgpackr';
+import { CHUNK_JSON, CHUNK_REPLY, EventChunk } from './event-chunk.js';
 import {
   KIND_EVENT,
   KIND_FAIL,
@@ -44,12 +45,13 @@ import {
   checkCrossable,
   createBatchCodec,
   decodeRecord,
-  packBatch,
+  packChunk,
   keepBatch,
   type PackedBatch,
   writeBatch,
   writeReset,
 } from './event-codec.js';
+import { JsonBusEvent } from './json-event.js';
 import { Ticket } from './ticket.js';
 import { type ParsedPublish, WORKERS_KEYS, checkOptions, checkSubject, describeType } from './options.js';
 import { hashKey } from './route-table.js';
@@ -79,6 +81,10 @@ export interface PoolHost {
   publish(subject: string, data: unknown, opts: ParsedPublish): boolean;
   publishAsync(subject: string, data: unknown, opts: ParsedPublish): Promise<void>;
   readonly overflow: Overflow;
+  /** `n` events written at publish time (Subscription.direct) were handled. */
+  deliveredDirect(n: number): void;
+  /** One event written at publish time failed (`ev` rebuilt from the pool's columns). */
+  failDirect(ev: BusEvent, err: unknown): void;
 }
 
 /** A worker publish's outcome, posted back for ctx.publishAsync: [seq] or [seq, code, message]. */
@@ -87,27 +93,25 @@ export type PublishAck = [number] | [number, string, string];
 const refusedChannel = diagnostics.channel('myelin:bus:worker-publish-refused');
 
 const BATCH_MAX = 1024; // events per batch record
-
-/** A delivery in flight on a thread (a Ticket the bus settles without a promise). */
-class Completion extends Ticket {
-  readonly wantsReply: boolean;
-  constructor(ev: BusEvent, wantsReply: boolean) {
-    super(ev);
-    this.wantsReply = wantsReply;
-  }
-}
+const PRIORITY_NUMBER: Record<string, number> = { critical: 0, high: 1, normal: 2, low: 3 };
 
 interface Slot {
   index: number;
   worker: Worker;
   ring: ByteRing;
   ret: ByteRing;
-  /** Deliveries written to the ring, oldest first; DONE counts them off. */
-  fifo: Completion[];
+  /** Batches written to the ring, oldest first; DONE counts their events off. */
+  fifo: EventChunk[];
+  /** fifo[head] is the oldest batch with events not settled, from its event `pos`. */
   head: number;
+  pos: number;
+  /** Events written to the ring and not settled. */
+  inflight: number;
   done: number;
-  /** Deliveries waiting for room in the ring. */
-  backlog: Completion[];
+  /** Events waiting for room in the ring, in batches of up to BATCH_MAX (the last one fills). */
+  backlog: EventChunk[];
+  /** Events in backlog and staged. */
+  waiting: number;
   failures: Map<number, unknown>;
   replies: Map<number, unknown>;
   alive: boolean;
@@ -120,7 +124,7 @@ interface Slot {
   /** The codec lost sync (a packed batch was dropped): send KIND_RESET first. */
   resetPending: boolean;
   /** A packed batch that did not fit yet; sent before anything else. */
-  staged: { packed: PackedBatch; chunk: Completion[] } | undefined;
+  staged: { packed: PackedBatch; chunk: EventChunk } | undefined;
   /** This worker's publishes waiting behind a ctx.publishAsync that waits for room. */
   parked: Decoded[];
   /** Outcomes for ctx.publishAsync calls, posted in one message per flush. */
@@ -170,6 +174,12 @@ export class WorkerPool {
   #closing: Promise<void> | undefined;
   #failedWorkers = 0;
   #publishRefused = 0;
+  /** Events in every slot's backlog (not yet in a ring): bounded by #limit. */
+  #waiting = 0;
+  readonly #limit: number;
+  /** Events written at publish time and not settled; close() waits for them. */
+  #direct = 0;
+  #directIdle: Array<() => void> = [];
   #loadError: unknown;
   readonly #cpus: number[];
 
@@ -180,6 +190,7 @@ export class WorkerPool {
     this.threads = opts.threads ?? availableParallelism();
     this.#ringBytes = opts.ringBytes ?? 4 * 1024 * 1024;
     this.#cpus = opts.pin ? native().cpuInfo().allowed : [];
+    this.#limit = this.threads * 16384;
   }
 
   static async start(host: PoolHost, moduleUrl: string | URL, opts: WorkerPoolOptions): Promise<WorkerPool> {
@@ -207,7 +218,8 @@ export class WorkerPool {
         const sub = host.subscribe(pattern, (ev, wantsReply) => pool.#deliver(ev, wantsReply === true), { queue: opts.queue, concurrency: 2 ** 31, keyAffinity: true });
         // Events wait in the bus lanes (bounded, counted as queued) rather than in an
         // unbounded backlog here once every thread's ring is full.
-        sub.full = () => pool.#backlogged() >= pool.threads * 16384;
+        sub.full = () => pool.#waiting >= pool.#limit;
+        sub.direct = (subject, data, key, headers, json, lane, id, time) => pool.#accept(subject, data, key, headers, json, lane, id, time);
         pool.#subs.push(sub);
       }
     } catch (err) {
@@ -247,8 +259,11 @@ export class WorkerPool {
       ret,
       fifo: [],
       head: 0,
+      pos: 0,
+      inflight: 0,
       done: 0,
       backlog: prev ? prev.backlog : [],
+      waiting: prev ? prev.waiting : 0,
       failures: new Map(),
       replies: new Map(),
       alive: true,
@@ -287,20 +302,14 @@ export class WorkerPool {
 
   // ------------------------------------------------------------------ delivery
 
-  #backlogged(): number {
-    let n = 0;
-    for (const s of this.#slots) n += s.backlog.length + (s.staged ? s.staged.chunk.length : 0);
-    return n;
-  }
-
-  #pick(ev: BusEvent): Slot {
+  #pick(key: string | undefined): Slot {
     const slots = this.#slots;
-    if (ev.key !== undefined) return slots[hashKey(ev.key) % slots.length];
+    if (key !== undefined) return slots[hashKey(key) % slots.length];
     let best = slots[0];
-    let load = best.fifo.length - best.head + best.backlog.length;
+    let load = best.inflight + best.waiting;
     for (let k = 1; k < slots.length; k++) {
       const s = slots[k];
-      const l = s.fifo.length - s.head + s.backlog.length;
+      const l = s.inflight + s.waiting;
       if (l < load) {
         best = s;
         load = l;
@@ -309,26 +318,76 @@ export class WorkerPool {
     return best;
   }
 
-  #deliver(ev: BusEvent, wantsReply: boolean): Completion {
-    const c = new Completion(ev, wantsReply);
-    const slot = this.#pick(ev);
-    slot.backlog.push(c);
+  /** Adds an event to its slot's open batch, written after the current task (one batch and at most one wake-up per task). */
+  #push(slot: Slot, subject: string, meta: number, id: number, time: number, key: string | undefined, headers: Record<string, string> | undefined, data: unknown, ticket: Ticket | undefined): void {
+    const b = slot.backlog;
+    let chunk = b.length > 0 ? b[b.length - 1] : undefined;
+    if (chunk === undefined || chunk.n >= BATCH_MAX) b.push((chunk = new EventChunk()));
+    chunk.push(subject, meta, id, time, key, headers, data, ticket);
+    slot.waiting++;
+    this.#waiting++;
     if (!slot.commitQueued && slot.alive) {
-      // One batch record (and at most one wake-up) per delivery round: the bus
-      // delivers a round synchronously, and this microtask runs right after it.
+      // The bus delivers a round, and a publisher publishes a burst, synchronously:
+      // this microtask runs right after either.
       slot.commitQueued = true;
       queueMicrotask(slot.flush);
     }
-    return c;
+  }
+
+  /** The lane path: the bus delivers `ev` and settles the returned ticket. */
+  #deliver(ev: BusEvent, wantsReply: boolean): Ticket {
+    const t = new Ticket(ev);
+    const json = ev instanceof JsonBusEvent;
+    const meta = PRIORITY_NUMBER[ev.priority] | (wantsReply ? CHUNK_REPLY : 0) | (json ? CHUNK_JSON : 0);
+    this.#push(this.#pick(ev.key), ev.subject, meta, ev.id, ev.time, ev.key, ev.headers, json ? ev.bytes : ev.data, t);
+    return t;
+  }
+
+  /**
+   * The publish-time path (Subscription.direct): takes the event straight into a
+   * slot's batch, with no event object or ticket, unless the pool is closing or its
+   * backlog is at its bound; then the bus queues the event in its lane instead, where
+   * the overflow policy applies. The bus counts the event in flight; DONE counts
+   * settle it through host.deliveredDirect and host.failDirect.
+   */
+  #accept(subject: string, data: unknown, key: string | undefined, headers: Record<string, string> | undefined, json: boolean, lane: number, id: number, time: number): boolean {
+    if (this.#waiting >= this.#limit || this.#closing !== undefined) return false;
+    this.#push(this.#pick(key), subject, lane | (json ? CHUNK_JSON : 0), id, time, key, headers, data, undefined);
+    this.#direct++;
+    return true;
+  }
+
+  /** Settles event i of a chunk as failed: its ticket, or through the bus for a publish-time event. */
+  #failOne(c: EventChunk, i: number, err: unknown): void {
+    const t = c.tickets?.[i];
+    if (t !== undefined) t.reject(err);
+    else {
+      this.#directSettled(1);
+      this.#host.failDirect(c.event(i), err);
+    }
+  }
+
+  #directSettled(n: number): void {
+    this.#direct -= n;
+    if (this.#direct === 0 && this.#directIdle.length > 0) {
+      const w = this.#directIdle;
+      this.#directIdle = [];
+      for (const f of w) f();
+    }
+  }
+
+  /** `n` events left the slot's backlog (written, or failed before they could be). */
+  #unwait(slot: Slot, n: number): void {
+    slot.waiting -= n;
+    this.#waiting -= n;
   }
 
   /** Writes waiting deliveries into the slot's ring as batch records, as far as room allows. */
   #flushBacklog(slot: Slot): void {
     if (!slot.alive) return;
     const ring = slot.ring;
-    let backlog = slot.backlog;
+    const backlog = slot.backlog;
     let wrote = false;
-    let limit = BATCH_MAX;
     for (;;) {
       if (slot.resetPending) {
         if (!writeReset(ring)) break;
@@ -338,58 +397,66 @@ export class WorkerPool {
       if (slot.staged) {
         // Packed earlier but the ring was full: these exact bytes go next, or the
         // worker's decoder would fall out of step with ours.
-        if (!writeBatch(ring, slot.staged.chunk.length, slot.staged.packed)) break;
-        for (const c of slot.staged.chunk) slot.fifo.push(c);
+        if (!writeBatch(ring, slot.staged.chunk.n, slot.staged.packed)) break;
+        this.#written(slot, slot.staged.chunk);
         slot.staged = undefined;
         wrote = true;
       }
       if (backlog.length === 0) break;
-      let chunk: Completion[];
-      if (backlog.length <= limit) {
-        // the common case: the whole backlog is one batch (no copy of the array)
-        chunk = backlog;
-        slot.backlog = backlog = [];
-      } else chunk = backlog.splice(0, limit);
+      let chunk = backlog.shift() as EventChunk;
+      // Events of several priorities in one batch go highest first, as the lanes would
+      // have served them (events written at publish time never met the lanes).
+      if ((chunk.lanes & (chunk.lanes - 1)) !== 0) chunk = chunk.byPriority();
       let packed: PackedBatch;
       try {
-        packed = packBatch(slot.codec, chunk);
+        packed = packChunk(slot.codec, chunk);
       } catch {
         this.#resync(slot);
         // Some event cannot cross threads: fail those alone, put the rest back.
-        const good: Completion[] = [];
-        for (const c of chunk) {
+        const bad = chunk;
+        const good: number[] = [];
+        for (let i = 0; i < bad.n; i++) {
           try {
-            checkCrossable(c);
-            good.push(c);
+            checkCrossable(bad, i);
+            good.push(i);
           } catch (err) {
-            queueMicrotask(() => c.reject(err));
+            this.#unwait(slot, 1);
+            queueMicrotask(() => this.#failOne(bad, i, err));
           }
         }
-        backlog.unshift(...good);
+        if (good.length > 0) backlog.unshift(bad.pick(good));
         continue;
       }
       if (packed.size > ring.maxRecord) {
         this.#resync(slot);
-        if (chunk.length > 1) {
-          backlog.unshift(...chunk);
-          limit = chunk.length >> 1; // too big as one record: smaller batches
+        if (chunk.n > 1) {
+          const half = chunk.n >> 1; // too big as one record: smaller batches
+          backlog.unshift(chunk.slice(0, half), chunk.slice(half, chunk.n));
           continue;
         }
-        const c = chunk[0];
-        const err = new MyelinError('ERR_INVALID_ARGUMENT', `event for '${c.ev.subject}' is ${packed.size} bytes; a worker ring holds records up to ${ring.maxRecord} (raise ringBytes)`);
-        queueMicrotask(() => c.reject(err));
+        const big = chunk;
+        const err = new MyelinError('ERR_INVALID_ARGUMENT', `event for '${big.subjects[0]}' is ${packed.size} bytes; a worker ring holds records up to ${ring.maxRecord} (raise ringBytes)`);
+        this.#unwait(slot, 1);
+        queueMicrotask(() => this.#failOne(big, 0, err));
         continue;
       }
-      if (writeBatch(ring, chunk.length, packed)) {
-        for (let k = 0; k < chunk.length; k++) slot.fifo.push(chunk[k]);
+      if (writeBatch(ring, chunk.n, packed)) {
+        this.#written(slot, chunk);
         wrote = true;
         continue;
       }
       // The ring is full. pack() returned a view of msgpackr's shared output buffer,
       // which the next pack by any encoder overwrites: keep a copy until it is written.
       slot.staged = { packed: keepBatch(packed), chunk };
+      break;
     }
     if (wrote) ring.commit();
+  }
+
+  #written(slot: Slot, chunk: EventChunk): void {
+    slot.fifo.push(chunk);
+    slot.inflight += chunk.n;
+    this.#unwait(slot, chunk.n);
   }
 
   /** A packed batch was dropped: both ends start fresh codecs. */
@@ -416,26 +483,44 @@ export class WorkerPool {
       ret.release();
       let n = (done - slot.done) >>> 0;
       slot.done = done;
-      while (n-- > 0 && slot.head < slot.fifo.length) {
+      let ok = 0; // publish-time events handled: settled with one call below
+      const { failures, replies } = slot;
+      while (n > 0 && slot.head < slot.fifo.length) {
         const c = slot.fifo[slot.head];
-        slot.fifo[slot.head++] = undefined as unknown as Completion;
-        const id = c.ev.id;
-        if (slot.failures.size > 0 && slot.failures.has(id)) {
-          const info = slot.failures.get(id) as { name: string; message: string; stack?: string; code?: string };
-          slot.failures.delete(id);
-          const err = Object.assign(new Error(info.message), info);
-          c.reject(err);
-        } else if (slot.replies.size > 0 && slot.replies.has(id)) {
-          const value = slot.replies.get(id);
-          slot.replies.delete(id);
-          c.resolve(value);
-        } else {
-          c.resolve();
+        const from = slot.pos;
+        const to = Math.min(c.n, from + n);
+        const tickets = c.tickets;
+        if (tickets === null && failures.size === 0) ok += to - from;
+        else {
+          for (let i = from; i < to; i++) {
+            const id = c.ids[i];
+            const t = tickets?.[i];
+            if (failures.size > 0 && failures.has(id)) {
+              const info = failures.get(id) as { name: string; message: string; stack?: string; code?: string };
+              failures.delete(id);
+              this.#failOne(c, i, Object.assign(new Error(info.message), info));
+            } else if (t === undefined) ok++;
+            else if (replies.size > 0 && replies.has(id)) {
+              const value = replies.get(id);
+              replies.delete(id);
+              t.resolve(value);
+            } else t.resolve();
+          }
         }
+        n -= to - from;
+        slot.inflight -= to - from;
+        if (to === c.n) {
+          slot.fifo[slot.head++] = undefined as unknown as EventChunk;
+          slot.pos = 0;
+        } else slot.pos = to;
       }
-      if (slot.head > 1024 && slot.head * 2 > slot.fifo.length) {
+      if (slot.head > 64 && slot.head * 2 > slot.fifo.length) {
         slot.fifo = slot.fifo.slice(slot.head);
         slot.head = 0;
+      }
+      if (ok > 0) {
+        this.#directSettled(ok);
+        this.#host.deliveredDirect(ok);
       }
       this.#flushBacklog(slot);
       if (!slot.alive) break;
@@ -512,16 +597,19 @@ export class WorkerPool {
     slot.alive = false;
     if (slot.staged) {
       // never reached the ring: the replacement thread gets them
-      slot.backlog.unshift(...slot.staged.chunk);
+      slot.backlog.unshift(slot.staged.chunk);
       slot.staged = undefined;
     }
     slot.ret.close();
     // Whatever is still in flight on this thread may or may not have run: fail it.
-    const lost = slot.fifo.slice(slot.head);
+    const { fifo, head, pos } = slot;
     slot.fifo = [];
-    slot.head = 0;
-    for (const c of lost) {
-      c.reject(new MyelinError('ERR_WORKER_EXITED', `worker ${slot.index} exited with code ${code} while handling '${c.ev.subject}' (id ${c.ev.id})`));
+    slot.head = slot.pos = slot.inflight = 0;
+    for (let k = head; k < fifo.length; k++) {
+      const c = fifo[k];
+      for (let i = k === head ? pos : 0; i < c.n; i++) {
+        this.#failOne(c, i, new MyelinError('ERR_WORKER_EXITED', `worker ${slot.index} exited with code ${code} while handling '${c.subjects[i]}' (id ${c.ids[i]})`));
+      }
     }
     if (this.#closing) return;
     this.#failedWorkers++;
@@ -529,7 +617,10 @@ export class WorkerPool {
     slot.restarts = slot.restarts.filter((t) => now - t < 60_000);
     if (slot.restarts.length >= 5) {
       for (const c of slot.backlog.splice(0)) {
-        c.reject(new MyelinError('ERR_WORKER_EXITED', `worker ${slot.index} keeps exiting (5 restarts in a minute); not restarted`, { cause: this.#loadError }));
+        this.#unwait(slot, c.n);
+        for (let i = 0; i < c.n; i++) {
+          this.#failOne(c, i, new MyelinError('ERR_WORKER_EXITED', `worker ${slot.index} keeps exiting (5 restarts in a minute); not restarted`, { cause: this.#loadError }));
+        }
       }
       return;
     }
@@ -548,8 +639,8 @@ export class WorkerPool {
     return {
       publishRefused: this.#publishRefused,
       threads: this.threads,
-      inFlight: this.#slots.map((s) => s.fifo.length - s.head),
-      backlog: this.#slots.map((s) => s.backlog.length),
+      inFlight: this.#slots.map((s) => s.inflight),
+      backlog: this.#slots.map((s) => s.waiting),
       restarts: this.#failedWorkers,
       pinned: this.#slots.map((s) => s.pinned),
     };
@@ -559,6 +650,7 @@ export class WorkerPool {
   close(): Promise<void> {
     this.#closing ??= (async () => {
       await Promise.all(this.#subs.map((s) => s.drain()));
+      if (this.#direct > 0) await new Promise<void>((resolve) => this.#directIdle.push(resolve));
       for (const s of this.#slots) s.ring.close();
       const timeout = new Promise((r) => setTimeout(r, 10_000).unref());
       await Promise.race([Promise.all(this.#slots.map((s) => s.exited)), timeout]);
