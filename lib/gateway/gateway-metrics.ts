@@ -9,10 +9,12 @@
 //   gateway_events_{in,out}_total, gateway_events_refused_total
 //   gateway_errors_sent_total, gateway_rate_limited_total, gateway_auth_failures_total
 //   gateway_closes_total{reason}
+//   gateway_http_responses_total{code}                        by status class: 1xx..5xx
+//   gateway_http_request_duration_seconds                     request reaching JS -> response ended
 //
 // The sink is untrusted: a call that throws, or an instrument it does not give, adds to
 // `errors` and is otherwise ignored.
-import { type CounterHandle, type GaugeHandle, type MetricsSink, makeInstrument } from '../internal/metrics-sink.js';
+import { type CounterHandle, type GaugeHandle, type HistogramHandle, type MetricsSink, makeInstrument } from '../internal/metrics-sink.js';
 import type { GatewayStats } from './gateway.js';
 
 const FLUSH_MS = 1000;
@@ -46,6 +48,9 @@ export class GatewayMetrics {
   readonly #counters: Array<[CounterHandle | undefined, NumericKey]>;
   readonly #gauges: Array<[GaugeHandle | undefined, NumericKey]>;
   readonly #closes: CounterHandle | undefined;
+  readonly #responses: CounterHandle | undefined;
+  readonly #duration: HistogramHandle | undefined;
+  readonly #classes = ['1xx', '2xx', '3xx', '4xx', '5xx'].map((code) => ({ code }));
   #last = new Map<string, number>();
   #closed = false;
 
@@ -54,6 +59,15 @@ export class GatewayMetrics {
     this.#counters = COUNTERS.map(([name, help, key]) => [this.#make(() => sink.counter(name, { help }), 'inc'), key]);
     this.#gauges = GAUGES.map(([name, help, key]) => [this.#make(() => sink.gauge(name, { help }), 'set'), key]);
     this.#closes = this.#make(() => sink.counter('gateway_closes_total', { help: 'Connections closed, by reason', labelNames: ['reason'] }), 'inc');
+    this.#responses = this.#make(() => sink.counter('gateway_http_responses_total', { help: 'HTTP responses by status class', labelNames: ['code'] }), 'inc');
+    this.#duration = this.#make(
+      () =>
+        sink.histogram('gateway_http_request_duration_seconds', {
+          help: 'HTTP request handling time, from the request reaching JS to the end of the response',
+          buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+        }),
+      'observe',
+    );
     this.#timer = setInterval(() => this.flush(), FLUSH_MS);
     this.#timer.unref();
   }
@@ -68,6 +82,18 @@ export class GatewayMetrics {
     if (h === undefined || d <= 0) return;
     try {
       h.inc(labels, d);
+    } catch {
+      this.errors++;
+    }
+  }
+
+  /** One response ended (per request, not per frame: a request costs microseconds anyway). */
+  response(status: number, seconds: number): void {
+    if (this.#closed) return;
+    const cls = this.#classes[Math.min(4, Math.max(0, Math.floor(status / 100) - 1))];
+    try {
+      this.#responses?.inc(cls, 1);
+      this.#duration?.observe(undefined, seconds);
     } catch {
       this.errors++;
     }

@@ -5,7 +5,7 @@
 import os from 'node:os';
 import { Bus } from '../bus/bus.js';
 import { invalidArgument, MyelinError } from '../errors.js';
-import { native, type NativeGatewayServer } from '../internal/native.js';
+import { native, type NativeGatewayServer, type NativeGatewayStats } from '../internal/native.js';
 import { isMetricsSink, type MetricsSink } from '../internal/metrics-sink.js';
 import { GatewayMetrics } from './gateway-metrics.js';
 import { EventPlane } from './event-plane.js';
@@ -89,6 +89,8 @@ export class Gateway {
   readonly #exchanges = new Map<number, HttpExchange>();
   readonly #openai: OpenAIRoutes | undefined;
   #recorder: GatewayMetrics | undefined;
+  /** The native counters as they were when the I/O threads stopped. */
+  #finalNative: NativeGatewayStats | undefined;
   #io: IoChannel | undefined;
   #plane: EventPlane | undefined;
   #server: NativeGatewayServer | undefined;
@@ -220,7 +222,7 @@ export class Gateway {
   }
 
   stats(): GatewayStats {
-    const n = this.#server?.stats();
+    const n = this.#finalNative ?? this.#server?.stats();
     const p = this.#plane?.stats();
     return {
       io: this.#backend,
@@ -282,6 +284,7 @@ export class Gateway {
     // Every record the I/O threads produced is handed on before they stop, and after.
     for (let t = 0; t < io.threads; t++) io.drain(t);
     io.flushNow();
+    this.#finalNative = server.stats();
     server.close();
     for (let t = 0; t < io.threads; t++) io.drain(t);
     while (this.#plane!.waiting > 0) await sleep(5);
@@ -388,6 +391,7 @@ export class Gateway {
 
   #done(ex: HttpExchange): void {
     this.#inFlight.delete(ex);
+    this.#recorder?.response(ex.status || 499, (performance.now() - ex.started) / 1000);
     if (this.#exchanges.get(ex.conn) === ex) this.#exchanges.delete(ex.conn);
     if (this.#inFlight.size === 0 && this.#idle) {
       const r = this.#idle;

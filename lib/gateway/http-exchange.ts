@@ -28,6 +28,8 @@ export class HttpExchange implements GatewayRequest, ResponseWriter {
   readonly signal: AbortSignal;
   readonly token: string | undefined;
   readonly conn: number;
+  /** performance.now() when the request reached JS. */
+  readonly started = performance.now();
   readonly gen: number;
   readonly #io: IoChannel;
   readonly #abort = new AbortController();

@@ -1,0 +1,43 @@
+// A Gateway with a MetricsSink: each response is recorded (status class, duration)
+// and the native counters reach the sink at close, as increases that add up to stats().
+import { describe, expect, it } from 'vitest';
+import { Gateway } from '../../lib/gateway/gateway.js';
+import type { MetricsSink } from '../../lib/internal/metrics-sink.js';
+import { expectCode } from '../helpers.js';
+
+function recordingSink() {
+  const totals = new Map<string, number>();
+  const key = (name: string, labels: unknown) => `${name}${labels ? JSON.stringify(labels) : ''}`;
+  const add = (name: string, labels: unknown, v: number) => totals.set(key(name, labels), (totals.get(key(name, labels)) ?? 0) + v);
+  const sink: MetricsSink = {
+    counter: (name) => ({ inc: (l, n = 1) => add(name, l, n) }),
+    gauge: (name) => ({ set: (l, v) => totals.set(key(name, l), v) }),
+    histogram: (name) => ({ observe: (l, v) => (add(`${name}_count`, l, 1), add(`${name}_sum`, l, v)) }),
+  };
+  return { sink, totals };
+}
+
+describe('Gateway metrics', () => {
+  it('records responses by status class and the native counters', async () => {
+    const { sink, totals } = recordingSink();
+    const gw = new Gateway({ port: 0, ioThreads: 1, metrics: sink });
+    const { port } = await gw.listen();
+    const base = `http://127.0.0.1:${port}`;
+    expect((await fetch(`${base}/healthz`)).status).toBe(200);
+    expect((await fetch(`${base}/nope`)).status).toBe(404);
+    const events = await fetch(`${base}/v1/events`, { method: 'POST', body: '{"subject":"a.b","data":1}' });
+    expect(events.status).toBe(202);
+    const stats = gw.stats();
+    await gw.close();
+    expect(totals.get('gateway_http_responses_total{"code":"2xx"}')).toBe(2);
+    expect(totals.get('gateway_http_responses_total{"code":"4xx"}')).toBe(1);
+    expect(totals.get('gateway_http_request_duration_seconds_count')).toBe(3);
+    expect(totals.get('gateway_http_request_duration_seconds_sum')).toBeGreaterThan(0);
+    expect(totals.get('gateway_http_requests_total')).toBe(stats.httpRequests);
+    expect(totals.get('gateway_events_in_total')).toBe(1);
+  });
+
+  it('a sink that is not one is refused', () => {
+    expectCode(() => new Gateway({ metrics: {} as MetricsSink }), 'ERR_INVALID_ARGUMENT');
+  });
+});
