@@ -101,6 +101,18 @@ export interface AlertCondition {
   quantile?: number;
   /** Counters: compare the per-second rate over this window instead of the raw value. */
   rateOverMs?: number;
+  /**
+   * A ratio: the rate of `metric` (its series matching `labels`, summed) over the summed
+   * rates of every series of these metrics, each over `rateOverMs` (default 60 s). One
+   * alert per rule, not per series. Error rate: failed / (failed + delivered).
+   */
+  per?: string | readonly string[];
+  /**
+   * Fires when the value (with `rateOverMs`, the rate) strays more than `tolerance`
+   * (a fraction, default 0.1) from the least-squares trend of the last `windowMs`
+   * (default 10 min) of the metric's history, once the trend or value reaches `minRate`.
+   */
+  trend?: { windowMs?: number; tolerance?: number; minRate?: number };
 }
 
 export type Severity = 'info' | 'warning' | 'critical';
@@ -121,7 +133,8 @@ export interface AlertRule {
 }
 
 export type AlertAction =
-  | { kind: 'open-breaker'; target: string }
+  /** forMs: how long the breaker stays open (default 60 s); re-opened on each repeat while firing. */
+  | { kind: 'open-breaker'; target: string; forMs?: number }
   | { kind: 'shed-load'; priority?: 'low' | 'normal' }
   | { kind: 'autoscale'; replicas: number }
   | ((alert: Alert) => void | Promise<void>);
