@@ -571,6 +571,34 @@ JSON_TEST(ValidatorAcceptsValidObjectsAndLimitsDepth) {
   CHECK_EQ(ValidateJsonObject(nullptr, 0), Status::kTruncatedJson);
 }
 
+// ValidateValue: the full parse the gateway runs on nested `data` values that
+// Extract only skipped.
+JSON_TEST(ValidateValueChecksNestedValues) {
+  FieldExtractor ex;
+  auto v = [&](const char* s) { return ex.ValidateValue(reinterpret_cast<const uint8_t*>(s), std::strlen(s)); };
+  CHECK_EQ(v("{\"a\":[1,2,{\"b\":null}]}"), Status::kOk);
+  CHECK_EQ(v("[true,false,\"x\",-1.5e3]"), Status::kOk);
+  CHECK_EQ(v("\"str\""), Status::kOk);
+  CHECK_EQ(v("42"), Status::kOk);
+  CHECK_EQ(v("null"), Status::kOk);
+  // What Extract lets through inside a skipped value:
+  CHECK_EQ(v("[tru]"), Status::kMalformedJson);
+  CHECK_EQ(v("[1}"), Status::kMalformedJson);
+  CHECK_EQ(v("{\"d\":[1,}"), Status::kMalformedJson);
+  CHECK_EQ(v("{\"a\":1} x"), Status::kMalformedJson);
+  CHECK_EQ(v("[\"\\ud800\"]"), Status::kMalformedJson);  // lone surrogate escape
+  CHECK_EQ(v(""), Status::kTruncatedJson);
+  const uint8_t bad_utf8[] = {'[', '"', 0xff, '"', ']'};
+  CHECK_EQ(ex.ValidateValue(bad_utf8, sizeof bad_utf8), Status::kInvalidUtf8);
+  CHECK_EQ(ex.ValidateValue(nullptr, 3), Status::kInvalidArgument);
+  // Agrees with the strict reference on objects.
+  for (const char* doc : {"{\"a\":{\"b\":[1,2,3]}}", "{\"a\":[1,2", "{\"a\":[01]}", "{\"k\":\"\\u0041\"}"}) {
+    const bool ok = v(doc) == Status::kOk;
+    const bool ref = ValidateJsonObject(reinterpret_cast<const uint8_t*>(doc), std::strlen(doc)) == Status::kOk;
+    CHECK_EQ(ok, ref);
+  }
+}
+
 TEST(ImplementationCanBeChosenAndRestored) {
   const std::string before = JsonImplementation();
   std::fprintf(stderr, "    simdjson implementation: %s\n", before.c_str());

@@ -275,7 +275,17 @@ class Server::Loop final : public Handler {
         next_sweep = now_ + 250;
       }
     }
-    // Shutdown: every socket goes; JS learns of those it knows.
+    // Shutdown. What JS wrote before Stop() (the responses close() waited for) may
+    // still be in the egress ring or queued on its sockets: send it first, bounded
+    // (0.5 s), reading nothing more; then every socket goes, and JS learns of those
+    // it knows.
+    stopping_ = true;
+    DrainEgress();
+    Flush();
+    for (int i = 0; i < 50 && PendingOutput(); ++i) {
+      reactor_->Poll(10);
+      Flush();
+    }
     for (Conn* c : conns_)
       if (c && c->state != kClosing) CloseConn(c, kCloseShutdown);
     PublishIngress();
@@ -289,6 +299,12 @@ class Server::Loop final : public Handler {
 
   void Wake() noexcept {
     if (reactor_) reactor_->Wake();
+  }
+
+  bool PendingOutput() const noexcept {
+    for (const Conn* c : conns_)
+      if (c && c->state != kClosing && ((c->flags & kSending) || c->out.len)) return true;
+    return false;
   }
 
   // ---- Handler ----------------------------------------------------------------------
@@ -325,7 +341,7 @@ class Server::Loop final : public Handler {
 
   void OnData(uint64_t token, uint8_t* data, std::size_t len) noexcept override {
     Conn* c = Lookup(token);
-    if (!c || c->state == kClosing || (c->flags & kNoInput)) return;
+    if (!c || c->state == kClosing || (c->flags & kNoInput) || stopping_) return;
     c->last_ms = now_;
     c->flags &= ~kPingSent;
     Bump(stats_.bytes_in, len);
@@ -1169,17 +1185,9 @@ class Server::Loop final : public Handler {
     if (req) c->flags |= kJsKnows;
   }
 
-  // Nested JSON values: wrap in an object so the strict validator applies.
-  Status ValidateJsonValue(const uint8_t* v, std::size_t n) noexcept {
-    try {
-      scratch_.assign("{\"v\":");
-      scratch_.append(reinterpret_cast<const char*>(v), n);
-      scratch_.push_back('}');
-    } catch (...) {
-      return Status::kOutOfMemory;
-    }
-    return ValidateJsonObject(reinterpret_cast<const uint8_t*>(scratch_.data()), scratch_.size());
-  }
+  // Nested values inside `data`: On-Demand skipped them, so a full parse checks them
+  // before the bytes can reach a subscriber's frame.
+  Status ValidateJsonValue(const uint8_t* v, std::size_t n) noexcept { return extractor_.ValidateValue(v, n); }
 
   // Subjects seen on this thread get small ids, so a repeated subject crosses as 4
   // bytes and JS keeps its string. Bounded: past kMaxSubjects, subjects travel as text.
@@ -1512,11 +1520,11 @@ class Server::Loop final : public Handler {
   std::vector<uint64_t> stalled_;
   std::vector<PendingControl> pending_control_;
   std::unordered_map<std::string, uint32_t> subjects_;
-  std::string scratch_;
   uint32_t now_ = 0;
   uint32_t live_ = 0;
   bool produced_ = false;
   bool closing_ws_ = false;
+  bool stopping_ = false;  // Run is past its loop: flushing, then closing
   uint32_t close_deadline_ = 0;
   friend class Server;
 };

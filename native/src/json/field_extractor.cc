@@ -558,6 +558,9 @@ constexpr size_t kMaxInput = 0xFFFFFFFFu;  // FieldView offsets are 32-bit
 
 struct FieldExtractor::Impl {
   od::parser parser;
+  // For ValidateValue: a full (DOM) parse validates nested values On-Demand skips.
+  // Built on first use; its buffers grow to the largest value seen.
+  std::unique_ptr<simdjson::dom::parser> dom;
   // The implementation `parser` was built under; a mismatch with simdjson's active
   // one means SetJsonImplementation ran since, and the parser must be rebuilt.
   const simdjson::implementation* implementation = nullptr;
@@ -580,6 +583,39 @@ Status FieldExtractor::EnsureImpl() noexcept {
   // never escape this noexcept API.
   impl_.reset(new (std::nothrow) Impl());
   return impl_ ? Status::kOk : Status::kOutOfMemory;
+}
+
+Status FieldExtractor::ValidateValue(const uint8_t* data, size_t len) noexcept {
+  if (!data && len > 0) return Status::kInvalidArgument;
+  if (len == 0) return Status::kTruncatedJson;
+  Status st = EnsureImpl();
+  if (!Ok(st)) return st;
+  Impl& im = *impl_;
+  if (!im.dom) {
+    im.dom.reset(new (std::nothrow) simdjson::dom::parser());
+    if (!im.dom) return Status::kOutOfMemory;
+  }
+  const size_t need = len + simdjson::SIMDJSON_PADDING;
+  if (need > im.scratch_capacity) {
+    size_t grown = im.scratch_capacity * 2;
+    if (grown < need) grown = need;
+    im.scratch.reset(new (std::nothrow) uint8_t[grown]);
+    im.scratch_capacity = im.scratch ? grown : 0;
+    if (!im.scratch) return Status::kOutOfMemory;
+  }
+  std::memcpy(im.scratch.get(), data, len);
+  std::memset(im.scratch.get() + len, 0, simdjson::SIMDJSON_PADDING);
+  error_code e = im.dom->parse(im.scratch.get(), len, false).error();
+  if (e == simdjson::SUCCESS) {
+    // The scalar fallback kernels check UTF-8 only inside strings.
+    if (simdjson::get_active_implementation()->name() == "fallback" &&
+        !simdjson::validate_utf8(reinterpret_cast<const char*>(data), len))
+      return Status::kInvalidUtf8;
+    return Status::kOk;
+  }
+  Status s;
+  if (ResourceStatus(e, &s)) return s;
+  return e == simdjson::UTF8_ERROR ? Status::kInvalidUtf8 : Status::kMalformedJson;
 }
 
 Status FieldExtractor::ExtractOne(const uint8_t* data, size_t len, size_t capacity,
