@@ -9,3 +9,6 @@ export * from './ai/client/index.js';
 export { isMetricsSink, type MetricsSink } from './internal/metrics-sink.js';
 export { Gateway, type GatewayOptions, type GatewayStats, type IoBackend } from './gateway/gateway.js';
 export type { GatewayRequest, ResponseWriter, RouteHandler, RouteResult } from './gateway/http-types.js';
+export { Metrics, WorkerMetrics, type HdrSource } from './metrics/metrics.js';
+export type { MetricsShare } from './metrics/worker.js';
+export type * from './metrics/types.js';
