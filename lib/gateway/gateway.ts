@@ -418,7 +418,7 @@ export class Gateway {
             ? { status: 200, body: { status: 'ready' } }
             : { status: 503, body: { status: 'not ready' } };
       case 'GET /metrics':
-        return () => this.#metrics();
+        return (req) => this.#metrics(req);
       case 'GET /dashboard':
         return () => ({ status: 200, headers: { 'content-type': 'text/html; charset=utf-8' }, body: dashboardPage() });
       case 'GET /stats':
@@ -435,12 +435,17 @@ export class Gateway {
     }
   }
 
-  async #metrics(): Promise<RouteResult> {
-    const m = this.#opts.metrics as (MetricsSink & { expose?: (o?: { accept?: string }) => Promise<{ contentType: string; body: string }> }) | undefined;
+  async #metrics(req: Parameters<RouteHandler>[0]): Promise<RouteResult> {
+    type Expose = (o?: { accept?: string; acceptEncoding?: string }) => Promise<{ contentType: string; body: string | Uint8Array; contentEncoding?: string }>;
+    const m = this.#opts.metrics as (MetricsSink & { expose?: Expose }) | undefined;
     let text = '';
     if (m && typeof m.expose === 'function') {
-      const r = await m.expose();
-      return { status: 200, headers: { 'content-type': r.contentType }, body: r.body };
+      // The request's Accept picks the format and Accept-Encoding the compression; the
+      // content type comes from expose(), which never reflects the request's header.
+      const r = await m.expose({ accept: req.headers['accept'], acceptEncoding: req.headers['accept-encoding'] });
+      const headers: Record<string, string> = { 'content-type': r.contentType, vary: 'accept, accept-encoding' };
+      if (r.contentEncoding === 'gzip') headers['content-encoding'] = 'gzip';
+      return { status: 200, headers, body: r.body };
     }
     const g = this.stats();
     const b = this.#bus.stats();
