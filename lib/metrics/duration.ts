@@ -1,6 +1,7 @@
 // Durations and times as rules, queries and the report CLI take them: '30s', '5m',
 // '1h', '250ms', '2d' or a number of ms; times as epoch ms, an ISO 8601 date, 'now',
-// or relative to now ('-1h', '-90s').
+// or relative to now ('-1h', '-90s'). Error messages never repeat a string they were
+// given (it may come from a request's query string).
 import { invalidArgument } from '../errors.js';
 
 const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
@@ -13,10 +14,10 @@ export function parseDuration(v: unknown, where: string): number {
   if (typeof v === 'number') ms = v;
   else if (typeof v === 'string') {
     const m = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)$/.exec(v.trim());
-    if (!m) throw invalidArgument(`${where} must be a duration like '30s', '5m', '1h' or a number of ms, got ${JSON.stringify(v.slice(0, 40))}`);
+    if (!m) throw invalidArgument(`${where} must be a duration like '30s', '5m', '1h' or a number of ms`);
     ms = Number(m[1]) * UNIT_MS[m[2]];
   } else throw invalidArgument(`${where} must be a duration like '30s' or a number of ms, got ${typeof v}`);
-  if (!Number.isFinite(ms) || ms < 0 || ms > MAX_DURATION_MS) throw invalidArgument(`${where} must be between 0 and 30 days, got ${String(v)}`);
+  if (!Number.isFinite(ms) || ms < 0 || ms > MAX_DURATION_MS) throw invalidArgument(`${where} must be between 0 and 30 days${typeof v === 'number' ? `, got ${v}` : ''}`);
   return Math.round(ms);
 }
 
@@ -32,6 +33,6 @@ export function parseTime(v: unknown, now: number, where: string): number {
   if (s.startsWith('-')) return now - parseDuration(s.slice(1), where);
   if (/^\d+$/.test(s)) return Number(s);
   const t = Date.parse(s);
-  if (!Number.isFinite(t)) throw invalidArgument(`${where} must be a time (epoch ms, ISO date, 'now' or '-1h'), got ${JSON.stringify(s)}`);
+  if (!Number.isFinite(t)) throw invalidArgument(`${where} must be a time (epoch ms, ISO date, 'now' or '-1h')`);
   return t;
 }

@@ -284,7 +284,9 @@ export class MetricHistory {
     const to = time(q.to, now, 'to');
     const from = time(q.from, to - 3_600_000, 'from');
     if (from > to) throw invalidArgument(`history.query: from (${from}) is after to (${to})`);
-    const fineOk = from >= now - FINE_MS * (FINE_SLOTS - 1);
+        // A minute of slack: a caller's "-1h" is computed a moment before this `now`; the
+    // fine ring simply has no points for the part older than it keeps.
+    const fineOk = from >= now - FINE_MS * FINE_SLOTS - COARSE_MS;
     let step: number;
     if (q.step === undefined) step = fineOk ? FINE_MS : COARSE_MS;
     else {
@@ -364,7 +366,7 @@ function jsonPoints(points: Array<[number, number]>): Array<[number, number | nu
  *
  * from/to: epoch ms, ISO dates, 'now' or '-1h'; step: '10s', '1m' or ms. Bad parameters
  * answer 400 { error: { code: 'ERR_INVALID_ARGUMENT', message } }; the message never
- * echoes more than 40 characters of what was sent.
+ * repeats a string that was sent (the metric name is only looked up, never parsed).
  */
 export function historyRoute(history: MetricHistory, now: () => number = Date.now): RouteHandler {
   if (!(history instanceof MetricHistory)) throw invalidArgument('historyRoute: history must be a MetricHistory');
