@@ -411,6 +411,40 @@ describe('delivery and actions through the manager', () => {
   });
 });
 
+describe('re-entrancy', () => {
+  it('a listener may evaluate, remove and add rules from inside a notification', () => {
+    const r = new TestReader();
+    const seen: string[] = [];
+    clock = 0;
+    let am!: AlertManager;
+    am = new AlertManager({
+      reader: r,
+      defaultRules: false,
+      timer: false,
+      now: () => clock,
+      emit: (a) => {
+        seen.push(`${a.name}:${a.status}`);
+        am.evaluate(clock); // ignored: already evaluating
+        if (a.name === 'one') {
+          am.remove('two');
+          am.add({ name: 'three', when: { metric: 'm_r', above: 0 } });
+        }
+      },
+    });
+    open.push(am);
+    am.add({ name: 'one', when: { metric: 'm_r', above: 0 } });
+    am.add({ name: 'two', when: { metric: 'm_r', above: 0 } });
+    r.gauge('m_r', 1);
+    am.evaluate(0);
+    // 'two' went before its turn; 'three', added during the pass, was evaluated in it.
+    expect(seen).toEqual(['one:firing', 'three:firing']);
+    expect(am.list().map((l) => [l.rule.name, l.state])).toEqual([
+      ['one', 'firing'],
+      ['three', 'firing'],
+    ]);
+  });
+});
+
 describe('bad input gets ERR_INVALID_ARGUMENT', () => {
   const ok: AlertRule = { name: 'ok', when: { metric: 'm_x', above: 1 } };
   const bad: Array<[string, unknown]> = [
