@@ -195,7 +195,7 @@ describe.each(BACKENDS)('HTTP over %s', (io: Io) => {
       const r = await fetch(`${http}${p}`, { method: m });
       expect(r.status, `${m} ${p}`).toBe(404);
       expect(r.headers.get('content-type')).toBe('application/json');
-      expect((await r.json()).error.code).toBe('not_found');
+      expect(((await r.json()) as { error: { code: string } }).error.code).toBe('not_found');
     }
     expect(() => gw.route('get', '/x', () => undefined)).toThrow(/method/);
     expect(() => gw.route('GET', 'x', () => undefined)).toThrow(/path/);

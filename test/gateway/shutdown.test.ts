@@ -5,7 +5,6 @@
 // a gap-free prefix of what it sent (the checker of RELIABILITY.md's queue test).
 import { afterEach, describe, expect, test } from 'vitest';
 import { Bus } from '../../lib/bus/bus.js';
-import type { BusEvent } from '../../lib/bus/types.js';
 import { BACKENDS, Client, type Io, Raw, Resources, startGateway, until, usable } from './gateway-helpers.js';
 
 const res = new Resources();
@@ -47,8 +46,8 @@ describe.each(BACKENDS)('shutdown under load over %s', (io: Io) => {
       const { gw, ws } = await startGateway(res, io, { bus });
       const got: number[][] = [[], [], [], []];
       let total = 0;
-      bus.subscribe('load.*', async (ev: BusEvent<number>) => {
-        got[Number(ev.subject.slice(5))].push(ev.data);
+      bus.subscribe('load.*', async (ev) => {
+        got[Number(ev.subject.slice(5))].push(ev.data as number);
         total++;
         if (total % 512 === 0) await new Promise((r) => setImmediate(r)); // a handler that yields now and then
       });
