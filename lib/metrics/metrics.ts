@@ -11,6 +11,9 @@
 //   at scrape time, so it adds nothing per event;
 // - `metrics.errors`: worker announcements that could not be adopted;
 // - `metrics.close()`.
+// expose() always returns the body as a Buffer of UTF-8 (the contract allows string or
+// Buffer): rendering writes bytes as it goes, so a large scrape never builds one big
+// string on the main thread.
 //
 // Semantics chosen where the spec leaves room (tested in test/metrics/):
 // - a histogram takes any number: NaN counts in `+Inf` and `_count` only and makes
@@ -26,6 +29,7 @@ import { invalidArgument, MyelinError } from '../errors.js';
 import type { MetricLabels } from '../internal/metrics-sink.js';
 import {
   acceptsGzip,
+  ByteSink,
   contentTypeOf,
   gzipBody,
   negotiate,
@@ -207,7 +211,7 @@ export class Metrics extends EventEmitter implements MetricsApi {
     if (accept !== undefined && typeof accept !== 'string') throw invalidArgument('metrics.expose(options): accept must be a string');
     if (acceptEncoding !== undefined && typeof acceptEncoding !== 'string') throw invalidArgument('metrics.expose(options): acceptEncoding must be a string');
     const f = negotiate(accept);
-    const out: string[] = [];
+    const out = new ByteSink();
     const clock = { start: performance.now() };
     for (const fam of [...this.#inst.families.values()]) await renderFamily(fam, f, out, clock);
     for (const s of this.#summaries) out.push(renderSummary(s, f));
@@ -223,10 +227,10 @@ export class Metrics extends EventEmitter implements MetricsApi {
       }
     }
     if (f === 'openmetrics') out.push('# EOF\n');
-    const text = out.join('');
+    const body = await out.bytes(clock);
     const contentType = contentTypeOf(f);
-    if (acceptsGzip(acceptEncoding)) return { contentType, body: await gzipBody(text), contentEncoding: 'gzip' };
-    return { contentType, body: text };
+    if (acceptsGzip(acceptEncoding)) return { contentType, body: await gzipBody(body), contentEncoding: 'gzip' };
+    return { contentType, body };
   }
 
   // ------------------------------------------------------------------ MetricsReader

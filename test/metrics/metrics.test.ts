@@ -34,8 +34,8 @@ const PROM = 'text/plain; version=0.0.4; charset=utf-8';
 
 async function text(m: Metrics, accept?: string): Promise<string> {
   const r = await m.expose({ accept });
-  expect(typeof r.body).toBe('string');
-  return r.body as string;
+  expect(Buffer.isBuffer(r.body)).toBe(true); // always UTF-8 bytes (lib/metrics/metrics.ts)
+  return r.body.toString('utf8');
 }
 
 /** Sample lines (no comments) of an exposition. */
@@ -374,7 +374,7 @@ describe('expose: negotiation and compression', () => {
     for (const ae of ['', 'br', 'gzip;q=0', 'identity', '*;q=0', 'gzip;q=0, *']) {
       const r = await m.expose({ acceptEncoding: ae });
       expect(r.contentEncoding, ae).toBeUndefined();
-      expect(typeof r.body).toBe('string');
+      expect(r.body.toString('utf8')).toBe(await text(m));
     }
   });
 
@@ -386,7 +386,7 @@ describe('expose: negotiation and compression', () => {
     const t = setInterval(() => ticks++, 0);
     const r = await m.expose();
     clearInterval(t);
-    const body = r.body as string;
+    const body = r.body.toString('utf8');
     expect(samples(body).filter((l) => l.startsWith('myelin_big_seconds_count'))).toHaveLength(10_000);
     expect(ticks).toBeGreaterThan(0);
     checkExposition(body, false);
