@@ -314,6 +314,45 @@ const GATEWAY_ROWS: Row[] = (['epoll', 'io_uring'] as const).flatMap((io): Row[]
   },
 ]);
 
+// Metrics rows (issue 10): bench/metrics/*.mjs, prom-client as the anchor in the same process.
+const METRICS_ROWS: Row[] = [
+  {
+    what: 'histogram observe, 2 labels, pre-bound',
+    value: 'metrics.observe.bound',
+    anchors: ['promclient.observe.2labels', 'metrics.observe.labels'],
+    target: '<= 1/10 prom-client ns/op',
+    pass: (r) => atMost(ratio(r, 'metrics.observe.bound', 'promclient.observe.2labels'), 0.1),
+  },
+  {
+    what: 'counter inc, 2 labels, pre-bound',
+    value: 'metrics.inc.bound',
+    anchors: ['promclient.inc.child'],
+    target: '<= 1/10 prom-client ns/op',
+    pass: (r) => atMost(ratio(r, 'metrics.inc.bound', 'promclient.inc.child'), 0.1),
+  },
+  {
+    what: 'scrape of 10,000 histogram series, wall time',
+    value: 'metrics.scrape.10k.ms',
+    anchors: ['promclient.scrape.10k.ms'],
+    target: '<= 1/5 prom-client',
+    pass: (r) => atMost(ratio(r, 'metrics.scrape.10k.ms', 'promclient.scrape.10k.ms'), 0.2),
+  },
+  {
+    what: 'scrape of 10,000 histogram series, longest event-loop block',
+    value: 'metrics.scrape.10k.block_ms',
+    anchors: ['promclient.scrape.10k.block_ms'],
+    target: '<= 10 ms',
+    pass: (r) => atMost(r('metrics.scrape.10k.block_ms')?.median, 10),
+  },
+  {
+    what: 'bus throughput, every built-in metric on',
+    value: 'metrics.bus.on',
+    anchors: ['metrics.bus.off', 'metrics.bus.off2'],
+    target: '>= 0.95x off (<= 5% cost)',
+    pass: (r) => atLeast(ratio(r, 'metrics.bus.on', 'metrics.bus.off2'), 0.95),
+  },
+];
+
 const SUITES: Record<string, Suite> = {
   core: {
     rows: CORE_ROWS,
@@ -334,6 +373,11 @@ const SUITES: Record<string, Suite> = {
     rows: GATEWAY_ROWS,
     native: [],
     js: ['gateway/ingest', 'gateway/idle', 'gateway/fanout', 'gateway/e2e', 'gateway/chat'],
+  },
+  metrics: {
+    rows: METRICS_ROWS,
+    native: [],
+    js: ['metrics/record', 'metrics/scrape', 'metrics/bus'],
   },
 };
 
