@@ -2,7 +2,11 @@
 // 20,000 per process, so the client is this process and the server a child) upgrade and
 // stay silent. Server RSS after a full GC at N open, minus the same at 1,000 open, over
 // the N - 1,000 connections opened in between.
-//   gateway.idle.<ws|epoll|io_uring>   KB per connection
+// For myelin, also the native connection state the server reports (the slab's bytes
+// over open WebSockets, plus the reactor's per-socket slot and the connection tables):
+// what an idle connection costs in the allocator, which RSS deltas here cannot resolve.
+//   gateway.idle.<ws|epoll|io_uring>   KB per connection (RSS delta)
+//   gateway.idle.<epoll|io_uring>.state  KB per connection (native state)
 import { emit } from '../lib.mjs';
 import { addon, sleep, startServer, targets, waitPhase } from './fixtures.mjs';
 
@@ -11,6 +15,7 @@ const reps = Math.max(1, Number(process.env.MYELIN_BENCH_IDLE_REPEATS ?? 1));
 
 for (const t of targets()) {
   const per = [];
+  const state = [];
   const cpu = [];
   let opened = 0;
   process.stderr.write(`  idle ${t.name}: ${n} connections`);
@@ -35,6 +40,8 @@ for (const t of targets()) {
     const after = await server.stats(true);
     opened = st.upgraded + lc0.stats().upgraded;
     per.push((after.rss - before.rss) / 1024 / st.upgraded);
+    // 40 B reactor slot + 12 B of connection tables per socket, beside the slab block.
+    if (after.stateBytes !== undefined && after.websockets > 0) state.push((after.stateBytes / after.websockets + 52) / 1024);
     cpu.push((after.cpuUs - before.cpuUs) / 1e6);
     lc0.stop();
     lc.stop();
@@ -43,5 +50,6 @@ for (const t of targets()) {
   }
   process.stderr.write('\n');
   emit(`gateway.idle.${t.name}`, 'KB', per, { connections: opened });
+  if (state.length) emit(`gateway.idle.${t.name}.state`, 'KB', state, { connections: opened });
   emit(`gateway.idle.${t.name}.server_cpu`, 's', cpu);
 }

@@ -95,7 +95,7 @@ process.on('message', async (msg) => {
       }
       const c = process.cpuUsage();
       const s = gw?.stats();
-      process.send({ cpuUs: c.user + c.system, rss: rssBytes(), count, subs: gw ? s.subscriptions : subs, websockets: gw ? s.websockets : undefined });
+      process.send({ cpuUs: c.user + c.system, rss: rssBytes(), count, subs: gw ? s.subscriptions : subs, websockets: gw ? s.websockets : undefined, stateBytes: gw ? s.stateBytes : undefined });
     } else if (msg.cmd === 'stop') {
       if (gw) await gw.close();
       if (wss) wss.close();

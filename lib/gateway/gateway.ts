@@ -68,6 +68,8 @@ export interface GatewayStats {
   rateLimited: number;
   authFailures: number;
   ingressStalls: number;
+  /** Memory reserved for connection state (the native slab), for sizing: per-connection cost = stateBytes / connections. */
+  stateBytes: number;
   subscriptions: number;
   closes: Record<string, number>;
 }
@@ -245,6 +247,7 @@ export class Gateway {
       rateLimited: n?.rateLimited ?? 0,
       authFailures: n?.authFailures ?? 0,
       ingressStalls: n?.ingressStalls ?? 0,
+      stateBytes: n?.stateBytes ?? 0,
       subscriptions: p?.subscriptions ?? 0,
       closes: n?.closes ?? {},
     };

@@ -85,6 +85,7 @@ export interface NativeGatewayStats {
   rateLimited: number;
   authFailures: number;
   ingressStalls: number;
+  stateBytes: number;
   closes: Record<string, number>;
 }
 

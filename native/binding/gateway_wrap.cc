@@ -216,6 +216,7 @@ class GatewayWrap : public Napi::ObjectWrap<GatewayWrap>, public Handle, public 
     set("rateLimited", st.rate_limited);
     set("authFailures", st.auth_failures);
     set("ingressStalls", st.ingress_stalls);
+    set("stateBytes", st.state_bytes);
     Napi::Object closes = Napi::Object::New(env);
     for (int i = 0; i < io::kCloseReasonCount; ++i)
       closes.Set(io::CloseReasonName(static_cast<io::CloseReason>(i)),

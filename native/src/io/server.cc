@@ -1683,6 +1683,7 @@ ServerStats Server::Stats() const noexcept {
     sum.ingress_stalls += Read(s.ingress_stalls);
     for (int i = 0; i < kCloseReasonCount; ++i) sum.closes[i] += Read(s.closes[i]);
   }
+  if (slab_) sum.state_bytes = slab_->Stats().bytes_reserved;
   return sum;
 }
 

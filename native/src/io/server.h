@@ -85,6 +85,7 @@ struct ServerStats {
   uint64_t http_requests = 0, frames_in = 0, frames_out = 0, bytes_in = 0, bytes_out = 0;
   uint64_t events_in = 0, errors_sent = 0, rate_limited = 0, auth_failures = 0;
   uint64_t ingress_stalls = 0;
+  uint64_t state_bytes = 0;  // memory reserved for connection state (the slab's chunks)
   uint64_t closes[kCloseReasonCount] = {};
 };
 
