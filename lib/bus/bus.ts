@@ -115,6 +115,9 @@ export class Bus {
   #published = 0;
   #delivered = 0;
   #dropped = 0;
+  /** Bit i: lane i sheds its new events (shed()); part of #dropped. */
+  #shedMask = 0;
+  #shed = 0;
   #failed = 0;
   #unrouted = 0;
   #inFlight = 0;
@@ -179,6 +182,21 @@ export class Bus {
         : this.#enqueueWith(route, data, parseFor(data, opts, 'publish', PUBLISH_KEYS));
     if (!ok && this.#overflow === 'wait') this.#refused++;
     return ok;
+  }
+
+  /**
+   * Sheds load: while on, new events of `priority` and of every lower lane are dropped
+   * as they are published (counted in `dropped` and `stats().shed`; publish returns
+   * true, a request fails with ERR_BUS_FULL), so the higher lanes keep the capacity.
+   * Events already queued are still delivered. The metrics layer's `shed-load` alert
+   * action switches it on while the alert fires.
+   */
+  shed(priority: Exclude<Priority, 'critical'>, on: boolean): void {
+    const lane = PRIORITIES.indexOf(priority);
+    if (lane < 1) throw invalidArgument(`shed(priority): priority must be 'high', 'normal' or 'low', got ${describeType(priority)}`);
+    if (typeof on !== 'boolean') throw invalidArgument(`shed(priority, on): on must be a boolean, got ${describeType(on)}`);
+    const bits = (0xf << lane) & 0xf;
+    this.#shedMask = on ? this.#shedMask | bits : this.#shedMask & ~bits;
   }
 
   /** Resolves once the event is enqueued, waiting for room under overflow 'wait'. */
@@ -286,6 +304,16 @@ export class Bus {
   /** Puts one event in its lane, applying the overflow policy; false: not enqueued. */
   #enqueue(route: Route, data: unknown, lane: number, key: string | undefined, extra: EventExtra | undefined): boolean {
     const reply = extra?.reply;
+    if (this.#shedMask !== 0 && ((this.#shedMask >>> lane) & 1) !== 0) {
+      // Shedding: accepted and dropped at once, counted; a request fails fast.
+      this.#published++;
+      this.#lanePublished[lane]++;
+      this.#dropped++;
+      this.#laneDropped[lane]++;
+      this.#shed++;
+      reply?.abort(new MyelinError('ERR_BUS_FULL', `request to '${route.subject}' dropped: the ${PRIORITIES[lane]} lane is shedding load`));
+      return true;
+    }
     const solo = route.solo;
     if (solo !== undefined && solo.direct !== undefined && reply === undefined && this.#lanesEmpty() && !solo.closed && !deliverChannel.hasSubscribers) {
       if (this.#publishDirect(route, solo.direct, data, lane, key, extra)) return true;
@@ -923,6 +951,7 @@ export class Bus {
       inFlight: this.#inFlight,
       unrouted: this.#unrouted,
       refused: this.#refused,
+      shed: this.#shed,
       subscriptions: this.#routes.size,
       lanes,
       latencyUs,

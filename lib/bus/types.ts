@@ -65,6 +65,8 @@ export interface BusStats {
    * `ctx.publish`. Not part of `published`: a refused event never entered the bus.
    */
   refused: number;
+  /** Part of `dropped`: events dropped because their lane was shedding load (bus.shed). */
+  shed: number;
   subscriptions: number;
   lanes: Record<Priority, LaneStats>;
   latencyUs: { p50: number; p99: number; p999: number; max: number; count: number };
