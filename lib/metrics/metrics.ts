@@ -25,7 +25,7 @@
 // - reading (value, quantile) with labels omitted or partial sums over the series that
 //   match the given labels.
 import { EventEmitter } from 'node:events';
-import { invalidArgument, MyelinError } from '../errors.js';
+import { invalidArgument } from '../errors.js';
 import type { MetricLabels } from '../internal/metrics-sink.js';
 import {
   acceptsGzip,
@@ -39,12 +39,12 @@ import {
   type SummaryFamily,
   yieldToLoop,
 } from './exposition.js';
+import { AlertManager } from './alerts.js';
 import { PromClientBridge } from './prom-client-bridge.js';
 import { Instruments } from './registry.js';
 import { checkMetricName, type Family } from './series.js';
 import { SystemMetrics } from './system.js';
 import type {
-  AlertManagerApi,
   Counter,
   Exposition,
   ExposeOptions,
@@ -65,13 +65,6 @@ const PREFIX = /^([a-zA-Z_:][a-zA-Z0-9_:]*)?$/;
 /** What hdrHistogram() reads: the snapshot of a native (or JS) HDR histogram. */
 export interface HdrSource {
   snapshot(): { count: number; sum: number; p50: number; p90: number; p99: number; p999: number; max: number };
-}
-
-function unsupportedAlerts(): AlertManagerApi {
-  const no = (): never => {
-    throw new MyelinError('ERR_UNSUPPORTED', 'metrics.alerts: the alert manager (lib/metrics/alerts.ts) is not part of this build yet');
-  };
-  return { add: no, remove: no, silence: no, list: no };
 }
 
 function checkOptions(options: unknown): Required<Pick<MetricsOptions, 'prefix' | 'maxSeries' | 'evaluationIntervalMs' | 'defaultRules' | 'system'>> & { register: unknown } {
@@ -103,8 +96,8 @@ function checkLabelsArg(labels: unknown, what: string): Record<string, string | 
 
 export class Metrics extends EventEmitter implements MetricsApi {
   readonly prefix: string;
-  /** Alert rules: add/remove/silence/list (lib/metrics/alerts.ts). */
-  readonly alerts: AlertManagerApi;
+  /** Alert rules: add/remove/silence/list, attach({ bus, ai }) (lib/metrics/alerts.ts); notifications come as 'alert' events. */
+  readonly alerts: AlertManager;
   /** Worker announcements that could not be adopted (a shape clash). */
   errors = 0;
   readonly #inst: Instruments;
@@ -124,8 +117,15 @@ export class Metrics extends EventEmitter implements MetricsApi {
       this.#bridge = bridge;
       this.#inst.onFamily = (fam) => bridge.register(fam);
     }
-    this.alerts = unsupportedAlerts();
     if (o.system) this.#system = new SystemMetrics(this, o.evaluationIntervalMs);
+    this.alerts = new AlertManager({
+      reader: this,
+      emit: (alert) => this.emit('alert', alert),
+      intervalMs: o.evaluationIntervalMs,
+      defaultRules: o.defaultRules,
+      prefix: o.prefix,
+      sink: this,
+    });
   }
 
   /** In a worker thread: records into the series of the Metrics that made `share` (see lib/metrics/worker.ts). */
@@ -333,6 +333,7 @@ export class Metrics extends EventEmitter implements MetricsApi {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.alerts.close();
     this.#system?.close();
     for (const close of this.#shares) close();
     this.#shares.clear();

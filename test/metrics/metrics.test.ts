@@ -412,10 +412,14 @@ describe('reader', () => {
     expect(m.quantile('nope', 0.5)).toBeUndefined();
   });
 
-  it('alerts is a placeholder until lib/metrics/alerts.ts lands; on("alert") is an EventEmitter', () => {
-    const m = make();
-    expect(typeof m.on).toBe('function');
-    expect(typeof m.alerts.add).toBe('function');
+  it("alerts: a rule on one of our series fires through metrics.on('alert')", async () => {
+    const m = make({ evaluationIntervalMs: 10, defaultRules: false });
+    const g = m.gauge('queue_depth', { help: 'x' });
+    const fired = new Promise<{ name: string; status: string; value: number }>((resolve) => m.on('alert', resolve));
+    m.alerts.add({ name: 'deep', when: { metric: 'myelin_queue_depth', above: 100 } });
+    expect(m.alerts.list().map((x) => x.rule.name)).toEqual(['deep']);
+    g.set(undefined, 500);
+    expect(await fired).toMatchObject({ name: 'deep', status: 'firing', value: 500 });
   });
 });
 
