@@ -16,6 +16,7 @@ import { In } from './records.js';
 import { dashboardPage } from './dashboard.js';
 import { createOpenAIRoutes, type OpenAIRoutes } from './openai.js';
 import { AIClient } from '../ai/client/ai-client.js';
+import { MetricHistory, historyRoute } from '../metrics/history.js';
 import type { ByteRing } from '../bus/byte-ring.js';
 
 export type IoBackend = 'auto' | 'epoll' | 'io_uring';
@@ -215,6 +216,9 @@ export class Gateway {
     this.#server = server;
     this.#backend = backend;
     this.#state = 'listening';
+    // A Metrics instance: its alert actions and $SYS.alert events reach this bus and AI client.
+    const alerts = (this.#opts.metrics as { alerts?: { attach?: (p: { bus?: Bus; ai?: AIClient }) => void } } | undefined)?.alerts;
+    if (alerts && typeof alerts.attach === 'function') alerts.attach({ bus: this.#bus, ai: this.#opts.ai });
     if (this.#opts.metrics) this.#recorder = new GatewayMetrics(this.#opts.metrics, () => this.stats());
     return this.address();
   }
@@ -424,6 +428,14 @@ export class Gateway {
         return (req) => this.#metrics(req);
       case 'GET /dashboard':
         return () => ({ status: 200, headers: { 'content-type': 'text/html; charset=utf-8' }, body: dashboardPage() });
+      case 'GET /api/metrics/history': {
+        const history = this.#history();
+        return history
+          ? historyRoute(history)
+          : () => ({ status: 404, body: { error: { message: 'no metrics history: pass a Metrics instance as `metrics`', type: 'invalid_request_error', code: 'not_found' } } });
+      }
+      case 'GET /api/alerts':
+        return () => ({ status: 200, body: { alerts: this.#alertList() } });
       case 'GET /stats':
         return () => ({ status: 200, body: { gateway: this.stats(), bus: this.#bus.stats() } });
       case 'POST /v1/chat/completions':
@@ -436,6 +448,19 @@ export class Gateway {
         if (method === 'GET' && path.startsWith('/v1/models/')) return this.#openai?.model ?? noAI;
         return undefined;
     }
+  }
+
+  #history(): MetricHistory | undefined {
+    const h = (this.#opts.metrics as { alerts?: { history?: unknown } } | undefined)?.alerts?.history;
+    return h instanceof MetricHistory ? h : undefined;
+  }
+
+  #alertList(): AlertView[] {
+    type Listed = { rule: { name: string; severity?: string; when: { metric: string } }; state: string; silencedUntil?: number; last?: unknown };
+    const alerts = (this.#opts.metrics as { alerts?: { list?: () => Listed[] } } | undefined)?.alerts;
+    if (!alerts || typeof alerts.list !== 'function') return [];
+    // Webhook URLs may carry credentials and actions are code: neither is shown.
+    return alerts.list().map((a) => ({ name: a.rule.name, state: a.state, severity: a.rule.severity, metric: a.rule.when.metric, silencedUntil: a.silencedUntil, last: a.last }));
   }
 
   async #metrics(req: Parameters<RouteHandler>[0]): Promise<RouteResult> {
@@ -474,6 +499,16 @@ export class Gateway {
     text += line('bus_events_queued', 'gauge', 'Events queued.', b.queued);
     return { status: 200, headers: { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' }, body: text };
   }
+}
+
+/** What the alert list endpoint and the dashboard show: rules, state and the last alert, without webhooks or actions. */
+interface AlertView {
+  name: string;
+  state: string;
+  severity?: string;
+  metric?: string;
+  silencedUntil?: number;
+  last?: unknown;
 }
 
 const noAI: RouteHandler = () => ({

@@ -41,3 +41,28 @@ describe('Gateway metrics', () => {
     expectCode(() => new Gateway({ metrics: {} as MetricsSink }), 'ERR_INVALID_ARGUMENT');
   });
 });
+
+describe('Gateway with a Metrics instance', () => {
+  it('serves /metrics, the history and the alert list, and attaches its bus to the alerts', async () => {
+    const { Metrics } = await import('../../lib/metrics/metrics.js');
+    const metrics = new Metrics({ evaluationIntervalMs: 50, system: false, defaultRules: false });
+    metrics.alerts.add({ name: 'many-events', when: { metric: 'myelin_gateway_events_in_total', above: 0 }, severity: 'warning' });
+    const gw = new Gateway({ port: 0, ioThreads: 1, metrics });
+    const fired = new Promise<unknown>((resolve) => gw.bus.subscribe('$SYS.alert.>', (ev) => resolve(ev.data)));
+    const { port } = await gw.listen();
+    const base = `http://127.0.0.1:${port}`;
+    expect((await fetch(`${base}/v1/events`, { method: 'POST', body: '{"subject":"a.b","data":1}' })).status).toBe(202);
+    // The gateway's counters reach the sink once a second; the rule fires after that.
+    const alert = (await fired) as { name: string; status: string };
+    expect(alert.name).toBe('many-events');
+    expect(alert.status).toBe('firing');
+    const text = await (await fetch(`${base}/metrics`)).text();
+    expect(text).toMatch(/^myelin_gateway_events_in_total 1$/m);
+    const list = (await (await fetch(`${base}/api/alerts`)).json()) as { alerts: Array<{ name: string; state: string }> };
+    expect(list.alerts.find((a) => a.name === 'many-events')?.state).toBe('firing');
+    const h = await fetch(`${base}/api/metrics/history?metric=myelin_gateway_events_in_total&from=-1h`);
+    expect(h.status).toBe(200);
+    await gw.close();
+    metrics.close();
+  });
+});
