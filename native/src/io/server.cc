@@ -1178,7 +1178,8 @@ class Server::Loop final : public Handler {
     r += sl;
     std::memcpy(r, id_text.data(), id_text.size());
     r += id_text.size();
-    std::memcpy(r, key.data(), key.size());
+    // An absent key is a null string_view: memcpy from null is undefined even for 0 bytes.
+    if (!key.empty()) std::memcpy(r, key.data(), key.size());
     r += key.size();
     std::memcpy(r, data.data(), data.size());
     if (pub) Bump(stats_.events_in);
