@@ -57,6 +57,9 @@ export class EventPlane {
   #eventsOut = 0;
   #refused = 0;
   #waiting = 0;
+  #sample = 0;
+  /** Records the ingress stage (I/O thread read -> bus publish) of one pub in 64. */
+  onIngress: ((seconds: number) => void) | undefined;
 
   constructor(bus: Bus, io: IoChannel) {
     this.#bus = bus;
@@ -140,6 +143,11 @@ export class EventPlane {
     }
     if (ok) {
       if (fromHttp) this.#tally(rec.conn).accepted++;
+      if (this.onIngress !== undefined && (++this.#sample & 63) === 0) {
+        // process.hrtime reads CLOCK_MONOTONIC, the clock the I/O thread stamped with.
+        const nowUs = Number((process.hrtime.bigint() / 1000n) & 0xffffffffn);
+        this.onIngress(((nowUs - rec.readUs) >>> 0) / 1e6);
+      }
       return true;
     }
     // Overflow 'wait': keep the event, stop reading this thread's ring until it is in.

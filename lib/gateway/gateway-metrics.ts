@@ -11,6 +11,8 @@
 //   gateway_closes_total{reason}
 //   gateway_http_responses_total{code}                        by status class: 1xx..5xx
 //   gateway_http_request_duration_seconds                     request reaching JS -> response ended
+//   gateway_stage_seconds{stage="ingress"}                    a pub's bytes read by the I/O thread -> published
+//                                                             into the bus (one pub in 64 is timed)
 //
 // The sink is untrusted: a call that throws, or an instrument it does not give, adds to
 // `errors` and is otherwise ignored.
@@ -50,6 +52,8 @@ export class GatewayMetrics {
   readonly #closes: CounterHandle | undefined;
   readonly #responses: CounterHandle | undefined;
   readonly #duration: HistogramHandle | undefined;
+  readonly #stage: HistogramHandle | undefined;
+  readonly #ingress = { stage: 'ingress' };
   readonly #classes = ['1xx', '2xx', '3xx', '4xx', '5xx'].map((code) => ({ code }));
   #last = new Map<string, number>();
   #closed = false;
@@ -65,6 +69,15 @@ export class GatewayMetrics {
         sink.histogram('gateway_http_request_duration_seconds', {
           help: 'HTTP request handling time, from the request reaching JS to the end of the response',
           buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+        }),
+      'observe',
+    );
+    this.#stage = this.#make(
+      () =>
+        sink.histogram('gateway_stage_seconds', {
+          help: 'Hot-path stages of a network event (ingress: bytes read by the I/O thread to the bus publish)',
+          labelNames: ['stage'],
+          buckets: [0.000005, 0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.1],
         }),
       'observe',
     );
@@ -94,6 +107,16 @@ export class GatewayMetrics {
     try {
       this.#responses?.inc(cls, 1);
       this.#duration?.observe(undefined, seconds);
+    } catch {
+      this.errors++;
+    }
+  }
+
+  /** One timed pub's ingress stage. */
+  ingress(seconds: number): void {
+    if (this.#closed || this.#stage === undefined) return;
+    try {
+      this.#stage.observe(this.#ingress, seconds);
     } catch {
       this.errors++;
     }

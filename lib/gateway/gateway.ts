@@ -219,7 +219,11 @@ export class Gateway {
     // A Metrics instance: its alert actions and $SYS.alert events reach this bus and AI client.
     const alerts = (this.#opts.metrics as { alerts?: { attach?: (p: { bus?: Bus; ai?: AIClient }) => void } } | undefined)?.alerts;
     if (alerts && typeof alerts.attach === 'function') alerts.attach({ bus: this.#bus, ai: this.#opts.ai });
-    if (this.#opts.metrics) this.#recorder = new GatewayMetrics(this.#opts.metrics, () => this.stats());
+    if (this.#opts.metrics) {
+      const recorder = new GatewayMetrics(this.#opts.metrics, () => this.stats());
+      this.#recorder = recorder;
+      plane.onIngress = (s) => recorder.ingress(s);
+    }
     return this.address();
   }
 

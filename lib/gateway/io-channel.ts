@@ -18,6 +18,8 @@ export interface InRecord {
   conn: number;
   gen: number;
   subjectId: number;
+  /** CLOCK_MONOTONIC µs (u32, wraps) when the I/O thread read the bytes. */
+  readUs: number;
   /** Offsets into ring.buf of the four variable fields. */
   subjectAt: number;
   subjectLen: number;
@@ -47,7 +49,7 @@ export class IoChannel {
   #overflow: Pending[][];
   #paused: boolean[];
   #rec: InRecord = {
-    kind: 0, priority: 0, flags: 0, conn: 0, gen: 0, subjectId: 0,
+    kind: 0, priority: 0, flags: 0, conn: 0, gen: 0, subjectId: 0, readUs: 0,
     subjectAt: 0, subjectLen: 0, idAt: 0, idLen: 0, keyAt: 0, keyLen: 0, dataAt: 0, dataLen: 0,
   };
 
@@ -119,6 +121,7 @@ export class IoChannel {
         rec.idLen = view.getUint16(off + 18, true);
         rec.keyLen = view.getUint32(off + 20, true);
         rec.dataLen = view.getUint32(off + 24, true);
+        rec.readUs = view.getUint32(off + 28, true);
         rec.subjectAt = off + IN_HEADER;
         rec.idAt = rec.subjectAt + rec.subjectLen;
         rec.keyAt = rec.idAt + rec.idLen;

@@ -1,7 +1,7 @@
 // The records the gateway's I/O threads and the JS thread exchange, mirrored from
 // native/src/io/records.h (the layout is drawn there). test/gateway-records.test.ts
 // checks that both sides agree.
-export const IN_HEADER = 28;
+export const IN_HEADER = 32;
 export const OUT_HEADER = 16;
 export const NO_PRIORITY = 0xff;
 

@@ -3,6 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { Gateway } from '../../lib/gateway/gateway.js';
 import type { MetricsSink } from '../../lib/internal/metrics-sink.js';
+import WebSocket from 'ws';
 import { expectCode } from '../helpers.js';
 
 function recordingSink() {
@@ -35,6 +36,28 @@ describe('Gateway metrics', () => {
     expect(totals.get('gateway_http_request_duration_seconds_sum')).toBeGreaterThan(0);
     expect(totals.get('gateway_http_requests_total')).toBe(stats.httpRequests);
     expect(totals.get('gateway_events_in_total')).toBe(1);
+  });
+
+  it('times the ingress stage of one WebSocket pub in 64', async () => {
+    const { sink, totals } = recordingSink();
+    const gw = new Gateway({ port: 0, ioThreads: 1, metrics: sink });
+    const { port } = await gw.listen();
+    let seen = 0;
+    const all = new Promise<void>((resolve) =>
+      gw.bus.subscribe('t.>', () => {
+        if (++seen === 128) resolve();
+      }),
+    );
+    const ws = new WebSocket(`ws://127.0.0.1:${port}/ws`);
+    await new Promise((r) => ws.once('open', r));
+    for (let i = 0; i < 128; i++) ws.send(JSON.stringify({ op: 'pub', subject: 't.x', data: { i } }));
+    await all;
+    ws.close();
+    await gw.close();
+    expect(totals.get('gateway_stage_seconds_count{"stage":"ingress"}')).toBe(2);
+    const sum = totals.get('gateway_stage_seconds_sum{"stage":"ingress"}') ?? -1;
+    expect(sum).toBeGreaterThan(0);
+    expect(sum).toBeLessThan(10); // two samples, each well under a second: the clocks agree
   });
 
   it('a sink that is not one is refused', () => {

@@ -28,8 +28,11 @@ namespace myelin::io {
 //   off 18  u16  id length           (a `sub`/`req` id, or the HTTP target)
 //   off 20  u32  key length          (pub key; for HTTP: the header block)
 //   off 24  u32  data length         (pub data: raw JSON value text; HTTP: body)
-//   off 28  bytes: subject, id, key, data, in that order
-inline constexpr std::size_t kIngressHeader = 28;
+//   off 28  u32  read time: CLOCK_MONOTONIC in microseconds (wraps) when the I/O thread
+//                read the bytes; JS subtracts it from its own clock (process.hrtime is
+//                the same clock) for the ingress stage of the hot-path breakdown
+//   off 32  bytes: subject, id, key, data, in that order
+inline constexpr std::size_t kIngressHeader = 32;
 inline constexpr uint8_t kNoPriority = 0xff;
 
 enum IngressKind : uint8_t {

@@ -67,6 +67,12 @@ inline uint64_t Read(const uint64_t& field) noexcept {
   return std::atomic_ref<uint64_t>(const_cast<uint64_t&>(field)).load(std::memory_order_relaxed);
 }
 
+uint32_t NowUs() noexcept {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint32_t>(static_cast<uint64_t>(ts.tv_sec) * 1000000 + static_cast<uint64_t>(ts.tv_nsec) / 1000);
+}
+
 uint64_t NowMs() noexcept {
   timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -343,6 +349,7 @@ class Server::Loop final : public Handler {
     Conn* c = Lookup(token);
     if (!c || c->state == kClosing || (c->flags & kNoInput) || stopping_) return;
     c->last_ms = now_;
+    read_us_ = NowUs();
     c->flags &= ~kPingSent;
     Bump(stats_.bytes_in, len);
     if (c->in.len == 0 && !(c->flags & (kStalled | kPaused)) && c->state != kHttpBody) {
@@ -646,6 +653,7 @@ class Server::Loop final : public Handler {
     std::memcpy(r + 18, &il, 2);
     std::memcpy(r + 20, &kl, 4);
     std::memcpy(r + 24, &dl, 4);
+    std::memcpy(r + 28, &read_us_, 4);
     produced_ = true;
     return r + kIngressHeader;
   }
@@ -1522,6 +1530,7 @@ class Server::Loop final : public Handler {
   std::vector<PendingControl> pending_control_;
   std::unordered_map<std::string, uint32_t> subjects_;
   uint32_t now_ = 0;
+  uint32_t read_us_ = 0;  // when the bytes being processed were read (records carry it)
   uint32_t live_ = 0;
   bool produced_ = false;
   bool closing_ws_ = false;
