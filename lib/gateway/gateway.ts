@@ -14,6 +14,7 @@ import type { RouteHandler, RouteResult } from './http-types.js';
 import { IoChannel, type InRecord } from './io-channel.js';
 import { In } from './records.js';
 import { dashboardPage } from './dashboard.js';
+import { dashboardAsset } from './dashboard-assets.js';
 import { createOpenAIRoutes, type OpenAIRoutes } from './openai.js';
 import { AIClient } from '../ai/client/ai-client.js';
 import { MetricHistory, historyRoute } from '../metrics/history.js';
@@ -450,6 +451,7 @@ export class Gateway {
         return this.#openai?.embeddings ?? noAI;
       default:
         if (method === 'GET' && path.startsWith('/v1/models/')) return this.#openai?.model ?? noAI;
+        if (method === 'GET' && path.startsWith('/dashboard/')) return dashboardAsset(path);
         return undefined;
     }
   }
