@@ -37,6 +37,8 @@ export interface GatewayOptions {
   maxConnections?: number;
   /** WebSocket keepalive: ping after this much silence, close after twice. 0 disables. */
   pingIntervalMs?: number;
+  /** A request head must arrive whole within this (slowloris); 408 after. Default 10,000. */
+  headTimeoutMs?: number;
   idleTimeoutMs?: number;
   /** Publish rate limits for network clients (events per second); 0 or absent = none. */
   rateLimit?: { perConnection?: number; perToken?: number };
@@ -77,7 +79,7 @@ export interface GatewayStats {
 }
 
 const OPTION_KEYS = new Set([
-  'port', 'host', 'bus', 'ai', 'metrics', 'auth', 'maxPayloadBytes', 'ioThreads', 'io', 'pin', 'maxConnections',
+  'port', 'host', 'bus', 'ai', 'metrics', 'auth', 'maxPayloadBytes', 'ioThreads', 'io', 'pin', 'maxConnections', 'headTimeoutMs',
   'pingIntervalMs', 'idleTimeoutMs', 'rateLimit', 'maxBufferedBytes', 'simulated', 'forwardHeaders', 'tls',
 ]);
 
@@ -124,7 +126,7 @@ export class Gateway {
     if (options.tls !== undefined) {
       throw invalidArgument('tls is not supported by the native gateway yet: terminate TLS in front of it (a proxy or load balancer)');
     }
-    for (const k of ['maxConnections', 'pingIntervalMs', 'idleTimeoutMs', 'maxBufferedBytes'] as const) {
+    for (const k of ['maxConnections', 'pingIntervalMs', 'idleTimeoutMs', 'maxBufferedBytes', 'headTimeoutMs'] as const) {
       if (options[k] !== undefined) checkInt(k, options[k], k === 'pingIntervalMs' ? 0 : 1, 2 ** 31);
     }
     if (options.rateLimit !== undefined) {
@@ -198,6 +200,7 @@ export class Gateway {
         maxBufferedBytes: this.#opts.maxBufferedBytes ?? 8 << 20,
         pingIntervalMs: this.#opts.pingIntervalMs ?? 30000,
         idleTimeoutMs: this.#opts.idleTimeoutMs ?? 120000,
+        headTimeoutMs: this.#opts.headTimeoutMs ?? 10000,
         pubPerSecond: rl.perConnection ?? 0,
         pubPerSecondPerToken: rl.perToken ?? 0,
         tokens: this.#tokens.slice(),
@@ -296,8 +299,8 @@ export class Gateway {
     // Every record the I/O threads produced is handed on before they stop, and after.
     for (let t = 0; t < io.threads; t++) io.drain(t);
     io.flushNow();
-    this.#finalNative = server.stats();
     server.close();
+    this.#finalNative = server.stats(); // the last counts, shutdown closes included
     for (let t = 0; t < io.threads; t++) io.drain(t);
     while (this.#plane!.waiting > 0) await sleep(5);
     for (const ex of this.#inFlight) ex.gone();

@@ -57,6 +57,9 @@ export class HttpExchange implements GatewayRequest, ResponseWriter {
     this.token = init.token;
     this.signal = this.#abort.signal;
     this.#headOnly = this.method === 'HEAD';
+    // The client asked to close: the I/O thread closes after this response, and the
+    // response says so (RFC 9112 9.6).
+    if (/(?:^|,)\s*close\s*(?:,|$)/i.test(this.headers['connection'] ?? '')) this.#closeAfter = true;
   }
 
   /** An exchange for an HTTP request record (copies what it keeps out of the ring). */

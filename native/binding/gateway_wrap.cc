@@ -132,6 +132,7 @@ class GatewayWrap : public Napi::ObjectWrap<GatewayWrap>, public Handle, public 
       for (auto& t : threads_)
         if (t.joinable()) t.join();
       threads_.clear();
+      final_ = server_->Stats();  // stats() still answers after close, with the last counts
       server_.reset();
     }
     if (live_) live_->store(false, std::memory_order_release);
@@ -199,7 +200,7 @@ class GatewayWrap : public Napi::ObjectWrap<GatewayWrap>, public Handle, public 
 
   Napi::Value Stats(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    io::ServerStats st = Checked(env)->Stats();
+    io::ServerStats st = closed_ ? final_ : Checked(env)->Stats();
     Napi::Object o = Napi::Object::New(env);
     auto set = [&](const char* k, uint64_t v) { o.Set(k, Napi::Number::New(env, static_cast<double>(v))); };
     set("accepted", st.accepted);
@@ -235,6 +236,7 @@ class GatewayWrap : public Napi::ObjectWrap<GatewayWrap>, public Handle, public 
   std::vector<Napi::ObjectReference> buffers_;
   Napi::ThreadSafeFunction tsfn_;
   std::shared_ptr<std::atomic<bool>> live_;
+  io::ServerStats final_;
   bool closed_ = false;
 };
 
