@@ -286,10 +286,10 @@ describe('a sink that fails never fails a call', () => {
       { counter: () => undefined, gauge: () => ({}), histogram: () => 5 },
     ] as unknown as MetricsSink[]) {
       const ai = make({ metrics: sink });
-      expect(ai.stats().metrics).toEqual({ errors: 10 });
+      expect(ai.stats().metrics).toEqual({ errors: 11 });
       expect((await ai.chat(hello(TARGETS.openai))).text).not.toBe('');
       expect((await drain(ai.stream(hello(TARGETS.openai)))).error).toBeUndefined();
-      expect(ai.stats().metrics).toEqual({ errors: 10 });
+      expect(ai.stats().metrics).toEqual({ errors: 11 });
     }
   });
 });

@@ -15,8 +15,8 @@
 //   stream-flight.ts  identical concurrent cacheable streams read one upstream stream
 //   overhead.ts     per call: time inside myelin (less upstream and deliberate waits) -> stats().overheadUs
 //   telemetry.ts    per call: an OpenTelemetry GenAI span (no-op without a TracerProvider)
-//   client-metrics.ts  with `metrics`: per-target counters/histograms, breaker gauge, cache, overhead and
-//                   limit-store failures, into a MetricsSink
+//   client-metrics.ts  with `metrics`: per-target counters/histograms, breaker gauge, cache, overhead,
+//                   limit-store failures and the stage breakdown (ai_stage_seconds), into a MetricsSink
 //   model-router.ts the one routing mechanism: alias -> targets by fallback, weighted or least-latency
 //   failure.ts      how a failure is described: retryable or not, and whether breakers count it
 //   guards.ts       per attempt: the target's circuit breaker, then its rate limits
@@ -144,6 +144,7 @@ export class AIClient {
       storeHealth: this.#storeHealth,
       prefix,
       onBreakerState: m && ((target, state) => m.breaker(target, state)),
+      onLimitWait: m && ((ms) => m.stage('limit_wait', ms)),
     });
     this.#cache = o.cache ? new ResponseCache(o.cache, o.store ? this.#redis() : undefined, prefix, m && ((r) => m.cache(r))) : undefined;
   }
@@ -400,7 +401,11 @@ export class AIClient {
       let parts = live.held;
       live.held = undefined;
       clock.commit();
-      this.#metrics?.ttft(d.target.key, performance.now() - d.started);
+      const m = this.#metrics;
+      m?.ttft(d.target.key, performance.now() - d.started);
+      // Stage times of the committed attempt only: a hedge's losers never reach here.
+      const firstAt = live.firstAt;
+      if (m && firstAt !== undefined) m.stage('first_token', firstAt - live.sentAt!);
       while (parts) {
         for (const p of parts) {
           rec?.push(p);
@@ -409,6 +414,7 @@ export class AIClient {
         parts = await live.next();
       }
       const a0 = performance.now();
+      if (m && firstAt !== undefined) m.stage('stream', a0 - firstAt);
       const response = await this.#response(d.target, live.result(), req, d.attempts, clock.t0);
       settled = true;
       d.guard.done(response.usage.inputTokens + response.usage.outputTokens);
@@ -732,7 +738,10 @@ export class AIClient {
       // Upstream I/O, from sending to the body's last byte: waiting, not overhead.
       clock?.enter();
       try {
+        const m = this.#metrics;
+        const sent = m ? performance.now() : 0;
         const res = await this.#transport.send({ provider: t.provider, method: call.method, path: call.path, headers: this.#headers(call, extra), body: call.body, signal: a.signal });
+        m?.stage('connect', performance.now() - sent);
         status = res.status;
         if (res.status < 200 || res.status > 299) throw await this.#httpError(t, call.path, res.status, res.headers, res.body);
         try {
@@ -778,9 +787,12 @@ export class AIClient {
     // Upstream I/O up to the first parts (their decoding included: overhead.ts).
     clock?.enter();
     try {
+      const m = this.#metrics;
+      const sentAt = m ? performance.now() : undefined;
       const res = await this.#transport.send({ provider: t.provider, method: call.method, path: call.path, headers: this.#headers(call, req.headers), body: call.body, signal: a.signal });
+      if (sentAt !== undefined) m!.stage('connect', performance.now() - sentAt);
       if (res.status < 200 || res.status > 299) throw await this.#httpError(t, call.path, res.status, res.headers, res.body);
-      live = new LiveStream(res.body, adapter.decoder(), a, { idleMs: this.#o.timeouts.idleMs, maxBytes: this.#o.maxResponseSize, provider: t.provider.name });
+      live = new LiveStream(res.body, adapter.decoder(), a, { idleMs: this.#o.timeouts.idleMs, maxBytes: this.#o.maxResponseSize, provider: t.provider.name, sentAt });
       // prime() aborts and disposes the attempt itself when it fails.
       await live.prime();
       clock?.leave();

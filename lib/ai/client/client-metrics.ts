@@ -13,6 +13,28 @@
 //   ai_overhead_seconds                     time inside myelin per call (the values of stats().overheadUs)
 //   ai_limit_store_errors_total{limit,outcome}  failed calls to the Redis limit store, by limits key and
 //                                           outcome: admitted | refused | refund-lost (stats().limits)
+//   ai_stage_seconds{stage}                 the hot-path breakdown of upstream requests (below)
+//
+// ai_stage_seconds splits an AI request's time into where it went, one observation per
+// stage that the request reached (never per chunk):
+//   limit_wait   an attempt's wait for the rate limits that cover its target (`limits`), from
+//                asking to being admitted; only for attempts a limit applies to (0 when none
+//                had to wait), and not for one refused (ERR_AI_RATE_LIMITED counts that).
+//   connect      an upstream request (chat, stream, embed, models; every attempt, hedged ones
+//                included) from handing it to undici to its response headers, whatever the
+//                status. undici's request() does not tell a new connection apart cheaply, so
+//                this holds the wait for a free pooled connection, the TCP/TLS handshake
+//                when one is opened, sending the body and the upstream's time to answer.
+//                A request that never got headers (refused, reset) records nothing.
+//   first_token  streams: the committed attempt, from handing its request to undici to its
+//                first content part. It includes that attempt's connect; unlike
+//                ai_ttft_seconds it leaves out earlier attempts, backoff and limit waits.
+//   stream       streams that end cleanly: first content part to the upstream's last one.
+//                The consumer's pace is part of it (backpressure holds the socket).
+// So a stream's time is about limit_wait + first_token + stream (plus retries), and a
+// non-streamed call's about limit_wait + connect + reading its body. The family has no
+// target label: four series, whatever the configuration, and a dashboard reads it with
+// no aggregation; per-target latency is ai_request_duration_seconds and ai_ttft_seconds.
 //
 // The per-target figures are recorded where TargetCounters (stats().targets) records,
 // so the two always agree.
@@ -35,11 +57,16 @@ import type { ResolvedOptions } from './options.js';
 /** Targets outside the configuration that get their own label value before '<provider>/_other'. */
 export const MAX_OTHER_TARGETS = 64;
 
+/** The stages of ai_stage_seconds. */
+export type Stage = 'limit_wait' | 'connect' | 'first_token' | 'stream';
+
 const BREAKER_VALUE: Record<BreakerState, number> = { closed: 0, 'half-open': 1, open: 2 };
 
 /** Seconds. Calls and first tokens span tens of ms to minutes. */
 const DURATION_BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
 const TTFT_BUCKETS = [0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20];
+/** Seconds. One set for all four stages: limit waits and connects from a millisecond, streams to minutes. */
+const STAGE_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
 /** Seconds. Overhead is tens of microseconds to a few milliseconds. */
 const OVERHEAD_BUCKETS = [0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1];
 
@@ -72,6 +99,13 @@ export class ClientMetrics {
   readonly #cache: CounterHandle | undefined;
   readonly #overhead: HistogramHandle | undefined;
   readonly #limitStore: CounterHandle | undefined;
+  readonly #stage: HistogramHandle | undefined;
+  readonly #stageLabels: Record<Stage, MetricLabels> = {
+    limit_wait: { stage: 'limit_wait' },
+    connect: { stage: 'connect' },
+    first_token: { stage: 'first_token' },
+    stream: { stage: 'stream' },
+  };
   readonly #limitStoreLabels = new Map<string, MetricLabels>();
   readonly #configured: Set<string>;
   readonly #labels = new Map<string, TargetLabels>();
@@ -108,6 +142,21 @@ export class ClientMetrics {
         }),
       'inc',
     );
+    this.#stage = this.#make(
+      () =>
+        sink.histogram('ai_stage_seconds', {
+          help: 'Where AI requests spend their time, by stage: limit_wait, connect (to response headers), first_token (streams), stream (first to last content)',
+          labelNames: ['stage'],
+          buckets: STAGE_BUCKETS,
+        }),
+      'observe',
+    );
+  }
+
+  /** One observation of a stage, in ms; a negative or non-finite one is dropped. */
+  stage(stage: Stage, ms: number): void {
+    if (!(ms >= 0)) return;
+    this.#observe(this.#stage, this.#stageLabels[stage], ms / 1000);
   }
 
   /** Label values are bounded: `limit` is a key of the `limits` option, `outcome` one of three. */

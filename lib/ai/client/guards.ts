@@ -49,6 +49,8 @@ export interface GuardsOptions {
   prefix: string;
   /** Called with a target's breaker state when its breaker is created and on every change. */
   onBreakerState?: ((target: string, state: BreakerState) => void) | undefined;
+  /** Hears, in ms, how long each admitted attempt waited for its target's limits (ai_stage_seconds). */
+  onLimitWait?: ((ms: number) => void) | undefined;
 }
 
 export class Guards {
@@ -113,9 +115,12 @@ export class Guards {
       }
     }
     const held: Reservation[] = [];
+    let waited: number | undefined;
     try {
       if (limiters.length > 0) {
         const tokens = limiters.some((l) => l.tpm) ? input.tokens(t) : 0;
+        const onWait = this.#o.onLimitWait;
+        const asked = onWait ? performance.now() : 0;
         input.clock?.enter();
         try {
           for (const l of limiters) {
@@ -124,12 +129,16 @@ export class Guards {
         } finally {
           input.clock?.leave();
         }
+        if (onWait) waited = performance.now() - asked;
       }
     } catch (err) {
       permit?.release();
       for (const r of held) void r.cancel();
       throw localLimitError(err, t, input.signal);
     }
+    // After admission, never before: a refused attempt records no wait. The listener
+    // (ClientMetrics.stage) never throws; it catches what the untrusted sink throws.
+    if (waited !== undefined) this.#o.onLimitWait?.(waited);
     let open = true;
     return {
       done(tokens: number): void {

@@ -28,8 +28,18 @@ export class LiveStream {
   #finished = false;
   /** Parts read while priming, held until the stream is committed. */
   held: StreamPart[] | undefined;
+  /** performance.now() when the request went to undici; given only when the client records stages. */
+  readonly sentAt: number | undefined;
+  /** performance.now() when prime() got the first parts (with sentAt only). */
+  firstAt: number | undefined;
 
-  constructor(body: AsyncIterable<Uint8Array>, dec: StreamDecoder, attempt: AttemptScope, o: { idleMs: number; maxBytes: number; provider: string }) {
+  constructor(
+    body: AsyncIterable<Uint8Array>,
+    dec: StreamDecoder,
+    attempt: AttemptScope,
+    o: { idleMs: number; maxBytes: number; provider: string; sentAt?: number | undefined },
+  ) {
+    this.sentAt = o.sentAt;
     this.#iter = body[Symbol.asyncIterator]();
     this.#dec = dec;
     this.#attempt = attempt;
@@ -41,6 +51,7 @@ export class LiveStream {
   /** Reads until the first parts (or the end); failures before then may still fall back. */
   async prime(): Promise<void> {
     this.held = (await this.next()) ?? undefined;
+    if (this.held && this.sentAt !== undefined) this.firstAt = performance.now();
     this.#committed = true;
   }
 
