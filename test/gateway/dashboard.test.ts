@@ -101,7 +101,7 @@ describe.skipIf(!installed.ok)('the /dashboard page in headless Chromium', () =>
     const stack = await startLiveStack({ evaluationIntervalMs: 200 });
     res.add(() => stack.close());
     stack.metrics.alerts.add({ name: 'network-events-seen', when: { metric: 'myelin_gateway_events_in_total', above: 0 }, severity: 'critical' });
-    await stack.traffic(40);
+    await stack.traffic(70);
     const page = await browser!.newPage();
     res.add(() => page.close());
     const errors: string[] = [];
@@ -110,9 +110,9 @@ describe.skipIf(!installed.ok)('the /dashboard page in headless Chromium', () =>
     await page.waitForFunction(() => (window as unknown as { myelinDashboard?: DashState }).myelinDashboard?.polls! > 0);
     expect((await dash(page)).uplot).toBe(true);
     // More traffic while the page watches, so the rates have seconds either side.
-    await stack.traffic(40);
+    await stack.traffic(70);
     for (const id of ['throughput', 'latency', 'queues', 'connections', 'cpu', 'loop', 'ai']) await chartDrawn(page, id);
-    await stack.traffic(40);
+    await stack.traffic(70);
 
     const s = await dash(page);
     expect(s.errors).toBe(0);
