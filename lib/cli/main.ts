@@ -6,7 +6,7 @@ import { simulateCommand } from './simulate.js';
 const USAGE = `usage:
   myelin serve [--config myelin.config.json] [--port 8080] [--host 127.0.0.1]
                                      the gateway: event bus, OpenAI-compatible API, metrics (--help for env and config)
-  myelin bench [core|bus|ai|all] [--json]   benchmarks against their anchors, a table at the end
+  myelin bench [core|bus|ai|gateway|metrics|all] [--json]   benchmarks against their anchors, a table at the end
   myelin report [--url http://127.0.0.1:8080] [--from -1h] [--to now] [--out report.html]
                                      a self-contained HTML performance report from a running gateway's metrics history
   myelin simulate [--port 9100] [--latency-ms 200] [--tokens-per-s 80] [--error-rate 0.01] [--rpm 600] ...
