@@ -13,6 +13,8 @@
 //   [49]  PRODUCER_WAITING
 //   [64]  DONE     records the consumer has finished (u32, wraps); its own line
 //   [80]  CLOSED
+//   [88]  BUSY     milliseconds the consumer spent handling records (u32, wraps; the
+//                  worker's utilisation, read by the pool at metrics flushes)
 //   byte 384: records: [u32 length][body, padded to 8 bytes]; 0xffffffff = wrap to 0
 export const RING_HEADER_BYTES = 384;
 export const R = {
@@ -24,6 +26,7 @@ export const R = {
   PRODUCER_WAITING: 49,
   DONE: 64,
   CLOSED: 80,
+  BUSY: 88,
 } as const;
 const WRAP = 0xffffffff;
 

@@ -47,6 +47,8 @@ export interface Route {
   measure: boolean;
   /** The one plain subscription (not a queue group) that is the whole route, if so. */
   solo: Subscription | undefined;
+  /** The bus's index for the subject's first token (its per-prefix counts); -1 until the bus sets it. */
+  prefix: number;
 }
 
 /** FNV-1a over UTF-16 code units: stable within a process, for key affinity. */
@@ -136,7 +138,7 @@ export class RouteTable {
     if (typeof subject !== 'string') throw new TypeError('subject must be a string'); // turned into MyelinError by caller
     native().validateSubject(subject, false);
     if (this.#routes.size >= this.#maxRoutes) this.#routes.clear();
-    const route: Route = { subject, version: 0, targets: [], measure: true, solo: undefined };
+    const route: Route = { subject, version: 0, targets: [], measure: true, solo: undefined, prefix: -1 };
     this.#fill(route);
     this.#routes.set(subject, route);
     return route;

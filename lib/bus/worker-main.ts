@@ -184,7 +184,19 @@ async function main(): Promise<void> {
 
   done = Atomics.load(ring.i32, R.DONE) >>> 0;
   let codec = createBatchCodec();
+  // Busy time for the pool's utilisation: from each wake-up to the next wait, published
+  // as whole ms in R.BUSY after each batch (one clock read per batch, not per event), so
+  // a thread that never runs dry still reports.
+  let busyMs = 0;
+  let busySince = 0;
+  const busyUntilNow = () => {
+    const t = performance.now();
+    busyMs += t - busySince;
+    busySince = t;
+    Atomics.store(ring.i32, R.BUSY, Math.floor(busyMs) | 0);
+  };
   for (;;) {
+    busySince = performance.now();
     let n = 0;
     for (let at = ring.next(); at >= 0; at = ring.next()) {
       const kind = recordKind(ring, at);
@@ -232,8 +244,10 @@ async function main(): Promise<void> {
           ret.publish(); // records first, then the DONE that covers them, then one wake-up
           Atomics.store(ring.i32, R.DONE, visibleDone() | 0);
           ret.wake();
+          busyUntilNow();
         }
       }
+      busyUntilNow();
       if (n >= YIELD_EVERY) break;
     }
     ring.release();
@@ -241,6 +255,7 @@ async function main(): Promise<void> {
     ret.publish();
     Atomics.store(ring.i32, R.DONE, visibleDone() | 0);
     ret.wake();
+    busyUntilNow();
     if (n >= YIELD_EVERY) {
       await new Promise((r) => setImmediate(r));
       continue;

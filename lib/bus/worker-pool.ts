@@ -252,6 +252,7 @@ export class WorkerPool {
       worker = new Worker(WORKER_MAIN(), { execArgv: workerExecArgv(true), workerData });
     }
     const prev = this.#slots[i];
+    if (prev !== undefined) this.#busyRetired += Atomics.load(prev.ring.i32, R.BUSY) >>> 0;
     const slot: Slot = {
       index: i,
       worker,
@@ -645,6 +646,21 @@ export class WorkerPool {
       pinned: this.#slots.map((s) => s.pinned),
     };
   }
+
+  /**
+   * Milliseconds the pool's threads have spent handling events, since the pool
+   * started, threads that exited included (each thread publishes its own in its
+   * ring's BUSY word, lib/bus/byte-ring.ts). For utilisation: its increase over an
+   * interval / (threads x the interval).
+   */
+  busyMs(): number {
+    let total = this.#busyRetired;
+    for (const s of this.#slots) if (s !== undefined) total += Atomics.load(s.ring.i32, R.BUSY) >>> 0;
+    return total;
+  }
+
+  /** Busy time of threads that were replaced (their rings are gone). */
+  #busyRetired = 0;
 
   /** Stops taking events, lets every delivery in flight finish, then ends the threads. */
   close(): Promise<void> {
