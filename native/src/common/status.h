@@ -31,7 +31,8 @@ namespace myelin {
   X(kTimedOut, "ERR_TIMED_OUT", "timed out")                                       \
   X(kInternal, "ERR_INTERNAL", "internal error")                                   \
   X(kResourceExhausted, "ERR_RESOURCE_EXHAUSTED", "the system refused a thread or another resource") \
-  X(kListenFailed, "ERR_GATEWAY_LISTEN", "could not bind or listen on the address")
+  X(kListenFailed, "ERR_GATEWAY_LISTEN", "could not bind or listen on the address") \
+  X(kRateLimited, "ERR_RATE_LIMITED", "rate limit passed")
 
 enum class Status : int32_t {
 #define MYELIN_STATUS_ENUM(name, code, msg) name,

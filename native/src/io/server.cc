@@ -162,6 +162,13 @@ struct Conn {
   explicit Conn(const ws::ReaderLimits* limits) noexcept : reader(limits) {}
 };
 
+// The MyelinError codes the server puts in error frames and bodies, from the one status
+// table (common/status.h), never spelled here.
+const char* const kBadInput = StatusCode(Status::kInvalidArgument);
+const char* const kBusy = StatusCode(Status::kFull);
+const char* const kRateLimited = StatusCode(Status::kRateLimited);
+const char* const kTimedOut = StatusCode(Status::kTimedOut);
+
 constexpr std::string_view kPubNames[] = {"op", "subject", "data", "key", "priority", "id"};
 enum { kFOp, kFSubject, kFData, kFKey, kFPriority, kFId, kFCount };
 
@@ -780,7 +787,7 @@ class Server::Loop final : public Handler {
     http::ParseStatus ps = http::ParseRequestHead(data, len, http_limits_, &head, &perr);
     if (ps == http::ParseStatus::kNeedMore) return 0;
     if (ps == http::ParseStatus::kError) {
-      HttpError(c, perr.http_status, perr.reason, "ERR_INVALID_ARGUMENT", perr.reason, true);
+      HttpError(c, perr.http_status, perr.reason, kBadInput, perr.reason, true);
       CloseAfterFlush(c, kCloseProtocol);
       return len;
     }
@@ -861,7 +868,7 @@ class Server::Loop final : public Handler {
         c->chunk_in += static_cast<uint32_t>(consumed);
         c->chunk_out += static_cast<uint32_t>(out_len);
         if (r == http::ChunkedDecoder::Result::kError) {
-          HttpError(c, perr.http_status, perr.reason, "ERR_INVALID_ARGUMENT", perr.reason, true);
+          HttpError(c, perr.http_status, perr.reason, kBadInput, perr.reason, true);
           CloseAfterFlush(c, kCloseProtocol);
           return;
         }
@@ -910,7 +917,7 @@ class Server::Loop final : public Handler {
     std::size_t hlen = static_cast<std::size_t>(he - hb);
     std::size_t total = kIngressHeader + head.method_text.size() + head.target.size() + hlen + body_len;
     if (total > ingress_.max_record()) {
-      HttpError(c, 413, "Payload Too Large", "ERR_INVALID_ARGUMENT", "request too large", true);
+      HttpError(c, 413, "Payload Too Large", kBadInput, "request too large", true);
       c->state = kHttpHead;
       CloseAfterFlush(c, kCloseTooBig);
       return true;
@@ -942,7 +949,7 @@ class Server::Loop final : public Handler {
   // ---- WebSocket ------------------------------------------------------------------------
   std::size_t Upgrade(Conn* c, const http::RequestHead& head, std::size_t len) noexcept {
     if (head.method != http::Method::kGet || !head.upgrade_websocket) {
-      HttpError(c, 426, "Upgrade Required", "ERR_INVALID_ARGUMENT", "GET /ws needs a WebSocket upgrade", true,
+      HttpError(c, 426, "Upgrade Required", kBadInput, "GET /ws needs a WebSocket upgrade", true,
                 "Upgrade: websocket\r\n");
       CloseAfterFlush(c, kCloseProtocol);
       return len;
@@ -950,13 +957,13 @@ class Server::Loop final : public Handler {
     std::string_view key = http::FindHeader(head, "sec-websocket-key");
     std::string_view version = http::FindHeader(head, "sec-websocket-version");
     if (version != "13") {
-      HttpError(c, 426, "Upgrade Required", "ERR_INVALID_ARGUMENT", "Sec-WebSocket-Version must be 13", true,
+      HttpError(c, 426, "Upgrade Required", kBadInput, "Sec-WebSocket-Version must be 13", true,
                 "Sec-WebSocket-Version: 13\r\n");
       CloseAfterFlush(c, kCloseProtocol);
       return len;
     }
     if (!ws::IsValidClientKey(key) || head.chunked || head.content_length > 0) {
-      HttpError(c, 400, "Bad Request", "ERR_INVALID_ARGUMENT", "bad Sec-WebSocket-Key", true);
+      HttpError(c, 400, "Bad Request", kBadInput, "bad Sec-WebSocket-Key", true);
       CloseAfterFlush(c, kCloseProtocol);
       return len;
     }
@@ -997,7 +1004,7 @@ class Server::Loop final : public Handler {
         HandleText(c, msg.data, msg.len);
         break;
       case ws::kBinary:
-        SendError(c, {}, "ERR_INVALID_ARGUMENT", "binary frames are not part of the protocol; send JSON text");
+        SendError(c, {}, kBadInput, "binary frames are not part of the protocol; send JSON text");
         break;
       case ws::kPing:
         WriteFrame(c, ws::kPong, msg.data, msg.len);
@@ -1049,7 +1056,7 @@ class Server::Loop final : public Handler {
       id_json = view(kFId);
     }
     if (f[kFOp].type != JsonType::kString || f[kFOp].escaped) {
-      SendError(c, id_json, "ERR_INVALID_ARGUMENT", "\"op\" must be one of pub, sub, unsub, req, ping");
+      SendError(c, id_json, kBadInput, "\"op\" must be one of pub, sub, unsub, req, ping");
       return;
     }
     std::string_view op = view(kFOp);
@@ -1060,7 +1067,7 @@ class Server::Loop final : public Handler {
     }
     const bool pub = op == "pub", sub = op == "sub", unsub = op == "unsub", req = op == "req";
     if (!pub && !sub && !unsub && !req) {
-      SendError(c, id_json, "ERR_INVALID_ARGUMENT", "\"op\" must be one of pub, sub, unsub, req, ping");
+      SendError(c, id_json, kBadInput, "\"op\" must be one of pub, sub, unsub, req, ping");
       return;
     }
     // id: required for sub/unsub/req (a string or a number), sent to JS as its text.
@@ -1069,7 +1076,7 @@ class Server::Loop final : public Handler {
       if (f[kFId].type == JsonType::kString) {
         if (f[kFId].escaped) {
           if (!Ok(UnescapeJsonString(view(kFId), &id_text))) {
-            SendError(c, {}, "ERR_INVALID_ARGUMENT", "bad \"id\"");
+            SendError(c, {}, kBadInput, "bad \"id\"");
             return;
           }
         } else {
@@ -1078,11 +1085,11 @@ class Server::Loop final : public Handler {
       } else if (f[kFId].type == JsonType::kNumber) {
         id_text.assign(view(kFId));
       } else {
-        SendError(c, {}, "ERR_INVALID_ARGUMENT", "\"id\" (a string or number) is required");
+        SendError(c, {}, kBadInput, "\"id\" (a string or number) is required");
         return;
       }
       if (id_text.size() > 256) {
-        SendError(c, {}, "ERR_INVALID_ARGUMENT", "\"id\" longer than 256 bytes");
+        SendError(c, {}, kBadInput, "\"id\" longer than 256 bytes");
         return;
       }
     }
@@ -1090,20 +1097,20 @@ class Server::Loop final : public Handler {
     std::string_view subject;
     if (!unsub) {
       if (f[kFSubject].type != JsonType::kString) {
-        SendError(c, id_json, "ERR_INVALID_ARGUMENT", "\"subject\" (a string) is required");
+        SendError(c, id_json, kBadInput, "\"subject\" (a string) is required");
         return;
       }
       subject = view(kFSubject);
       if (f[kFSubject].escaped) {
         if (!Ok(UnescapeJsonString(subject, &subject_buf))) {
-          SendError(c, id_json, "ERR_INVALID_ARGUMENT", "bad \"subject\"");
+          SendError(c, id_json, kBadInput, "bad \"subject\"");
           return;
         }
         subject = subject_buf;
       }
       Status vs = ValidateSubject(subject, sub ? SubjectKind::kPattern : SubjectKind::kPublish);
       if (!Ok(vs)) {
-        SendError(c, id_json, "ERR_INVALID_ARGUMENT",
+        SendError(c, id_json, kBadInput,
                   vs == Status::kSubjectTooLong ? "subject longer than 1 KiB" : "invalid subject");
         return;
       }
@@ -1113,7 +1120,7 @@ class Server::Loop final : public Handler {
       uint8_t* r = Record(sub ? kInSub : kInUnsub, c, subject.size(), id_text.size(), 0, 0);
       if (!r) {
         (void)total;
-        SendError(c, id_json, "ERR_FULL", "server busy");
+        SendError(c, id_json, kBusy, "server busy");
         return;
       }
       std::memcpy(r, subject.data(), subject.size());
@@ -1128,7 +1135,7 @@ class Server::Loop final : public Handler {
       key = view(kFKey);
       if (f[kFKey].escaped) {
         if (!Ok(UnescapeJsonString(key, &key_buf))) {
-          SendError(c, id_json, "ERR_INVALID_ARGUMENT", "bad \"key\"");
+          SendError(c, id_json, kBadInput, "bad \"key\"");
           return;
         }
         key = key_buf;
@@ -1136,19 +1143,19 @@ class Server::Loop final : public Handler {
     } else if (f[kFKey].type == JsonType::kNumber) {
       key = view(kFKey);
     } else if (f[kFKey].type != JsonType::kMissing && f[kFKey].type != JsonType::kNull) {
-      SendError(c, id_json, "ERR_INVALID_ARGUMENT", "\"key\" must be a string");
+      SendError(c, id_json, kBadInput, "\"key\" must be a string");
       return;
     }
     uint8_t priority = kNoPriority;
     if (f[kFPriority].type == JsonType::kString) {
       int pr = PriorityOf(view(kFPriority));
       if (pr < 0) {
-        SendError(c, id_json, "ERR_INVALID_ARGUMENT", "\"priority\" must be critical, high, normal or low");
+        SendError(c, id_json, kBadInput, "\"priority\" must be critical, high, normal or low");
         return;
       }
       priority = static_cast<uint8_t>(pr);
     } else if (f[kFPriority].type != JsonType::kMissing && f[kFPriority].type != JsonType::kNull) {
-      SendError(c, id_json, "ERR_INVALID_ARGUMENT", "\"priority\" must be critical, high, normal or low");
+      SendError(c, id_json, kBadInput, "\"priority\" must be critical, high, normal or low");
       return;
     }
     std::string_view data = "null";
@@ -1169,7 +1176,7 @@ class Server::Loop final : public Handler {
     }
     if (pub && RateLimited(c)) {
       Bump(stats_.rate_limited);
-      SendError(c, id_json, "ERR_RATE_LIMITED", "publish rate limit passed");
+      SendError(c, id_json, kRateLimited, "publish rate limit passed");
       return;
     }
     uint32_t sid = 0;
@@ -1179,7 +1186,7 @@ class Server::Loop final : public Handler {
     uint8_t* r = Record(pub ? kInPub : kInReq, c, sl, id_text.size(), key.size(), data.size(), sid, priority);
     if (!r) {
       if (define) subjects_.erase(std::string(subject));
-      SendError(c, id_json, "ERR_FULL", "server busy");
+      SendError(c, id_json, kBusy, "server busy");
       return;
     }
     std::memcpy(r, subject.data(), sl);
@@ -1236,7 +1243,7 @@ class Server::Loop final : public Handler {
     std::size_t bytes = 0;
     auto fail = [&](std::size_t line, const std::string& why) {
       std::string msg = line ? "line " + std::to_string(line) + ": " + why : why;
-      HttpError(c, 400, "Bad Request", "ERR_INVALID_ARGUMENT", msg, false);
+      HttpError(c, 400, "Bad Request", kBadInput, msg, false);
       FinishNative(c);
       return true;
     };
@@ -1333,14 +1340,14 @@ class Server::Loop final : public Handler {
         if (!any) return fail(0, len ? err : std::string("empty body: send one event or NDJSON lines"));
       }
     } catch (...) {
-      HttpError(c, 413, "Payload Too Large", "ERR_INVALID_ARGUMENT", "too many events", true);
+      HttpError(c, 413, "Payload Too Large", kBadInput, "too many events", true);
       c->state = kHttpHead;
       CloseAfterFlush(c, kCloseTooBig);
       return true;
     }
     bytes += kIngressHeader + 8;
     if (bytes > ingress_.capacity() / 2) {
-      HttpError(c, 413, "Payload Too Large", "ERR_INVALID_ARGUMENT", "too many events in one body", false);
+      HttpError(c, 413, "Payload Too Large", kBadInput, "too many events in one body", false);
       FinishNative(c);
       return true;
     }
@@ -1477,7 +1484,7 @@ class Server::Loop final : public Handler {
       switch (c->state) {
         case kHttpHead:
           if (c->in.len > 0 && now_ - c->since_ms > opts_.head_timeout_ms) {
-            HttpError(c, 408, "Request Timeout", "ERR_TIMED_OUT", "request head took too long", true);
+            HttpError(c, 408, "Request Timeout", kTimedOut, "request head took too long", true);
             CloseAfterFlush(c, kCloseTimeout);
           } else if (c->in.len == 0) {
             c->since_ms = now_;
