@@ -130,6 +130,8 @@ function checkLabels(labels: unknown, where: string): Readonly<Record<string, st
 }
 
 export class MetricHistory {
+  /** Snapshots recorded so far (the first is the histograms' baseline). */
+  #snapshots = 0;
   readonly maxSeries: number;
   readonly maxAlerts: number;
   /** Series not kept because maxSeries was reached (counted once per record that met them). */
@@ -162,6 +164,7 @@ export class MetricHistory {
 
   /** Records every series of a snapshot at time `at` (epoch ms). Records going back in time are ignored. */
   record(snapshot: readonly MetricSnapshot[], at: number): void {
+    this.#snapshots++;
     if (!Array.isArray(snapshot)) throw invalidArgument('history.record: snapshot must be an array');
     if (typeof at !== 'number' || !Number.isFinite(at) || at < 0) throw invalidArgument('history.record: at must be epoch ms');
     if (at < this.#last) return;
@@ -189,11 +192,15 @@ export class MetricHistory {
       return;
     }
     this.#prevBuckets.set(key, now);
-    if (prev === undefined || prev.length !== now.length) return;
+    // The history's first snapshot is the baseline: what it holds may span the whole
+    // process. A series that appears in a later snapshot started from zero since the
+    // one before, so its observations so far belong to this interval. (Skipping them
+    // lost them: a stage timed only in its first second never showed a quantile.)
+    if (prev === undefined ? this.#snapshots <= 1 : prev.length !== now.length) return;
     const delta: Array<[number, number]> = [];
     let reset = false;
     for (let i = 0; i < now.length; i++) {
-      const d = now[i] - prev[i];
+      const d = now[i] - (prev === undefined ? 0 : prev[i]);
       if (d < 0) reset = true;
       delta.push([buckets[i][0], d]);
     }

@@ -158,3 +158,17 @@ describe('historyRoute', () => {
     }
   });
 });
+
+describe('MetricHistory: a histogram series that appears after the first snapshot', () => {
+  it('counts its first interval from zero', () => {
+    const h = new MetricHistory({ now: () => T0 + 3000 });
+    const stage = (n: number): MetricSnapshot => ({ name: 'stage_seconds', type: 'histogram', help: '', series: [{ labels: {}, value: 0, count: n, buckets: [[0.001, n], [Infinity, n]] }] });
+    h.record([], T0); // the baseline: the series did not exist yet
+    h.record([stage(3)], T0 + 1000); // three observations in its first second
+    const q = h.query('stage_seconds', { quantile: '0.99' }, { from: T0, to: T0 + 2000 });
+    expect(q.series).toHaveLength(1);
+    expect(q.series[0].points[0][0]).toBe(T0 + 1000);
+    expect(q.series[0].points[0][1]).toBeGreaterThan(0);
+    expect(q.series[0].points[0][1]).toBeLessThanOrEqual(0.001);
+  });
+});
