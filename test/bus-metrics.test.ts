@@ -87,6 +87,27 @@ describe('bus stage histograms', () => {
     expect(handler[0]).toBeGreaterThanOrEqual(0.004); // a 5 ms timer; allow the clock's grain
   });
 
+  it('times deliveries off the run loop too: headers, two subscribers, a busy async one', async () => {
+    const sink = new RecordingSink();
+    const bus = new Bus({ metrics: sink });
+    bus.subscribe('h.x', () => spin(1));
+    bus.subscribe('two.x', () => spin(1));
+    bus.subscribe('two.x', () => {});
+    for (let i = 0; i < EVERY; i++) bus.publish('h.x', i, { headers: { a: 'b' } });
+    for (let i = 0; i < EVERY; i++) bus.publish('two.x', i);
+    // concurrency 1, all at once: the first starts in the round, the rest wait and start
+    // from settlements, where nothing is timed; none is timed with a parked start of ~0
+    bus.subscribe('busy.x', () => new Promise<void>((r) => setTimeout(r, 1)));
+    for (let i = 0; i < EVERY; i++) bus.publish('busy.x', i);
+    await bus.drain();
+    await bus.close();
+    const handler = sink.stage('handler');
+    expect(handler.length).toBeGreaterThanOrEqual(2);
+    for (const v of handler) expect(v).toBeGreaterThanOrEqual(0.001);
+    expect(sink.stage('queue')).toHaveLength(handler.length);
+    expect(sink.stage('dispatch')).toHaveLength(handler.length);
+  });
+
   it('without a sink, nothing is timed (no stage work on the delivery path)', async () => {
     const bus = new Bus();
     let n = 0;

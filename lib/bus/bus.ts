@@ -653,16 +653,16 @@ export class Bus {
             this.#latency.recordTrusted(lat > 0 ? lat : 0);
           }
           if (deliverChannel.hasSubscribers) deliverChannel.publish(ev);
-          // a timed delivery's handler stage is its handlers' synchronous part here
-          const t0 = --this.#sampleIn > 0 ? 0 : this.#sampleNow();
-          if (solo === undefined) this.#dispatch(route, ev, extra);
+          // Due a timed delivery: the first handler this event starts now is timed (one
+          // parked behind a busy subscription is not; the next event is due instead).
+          const timed = --this.#sampleIn <= 0;
+          if (solo === undefined) this.#dispatch(route, ev, extra, timed);
           else {
-            const r = this.#invoke(solo, ev, extra, undefined);
+            const r = this.#invoke(solo, ev, extra, undefined, timed);
             if (r === OK) this.#delivered++;
             else if (r === FAILED) this.#failed++;
             else this.#inFlight++;
           }
-          if (t0 !== 0) this.#stageSample(time, this.#roundStart, t0, clock());
         }
       }
       credit -= served;
@@ -760,21 +760,26 @@ export class Bus {
    */
   #timedCall(handler: Handler, ev: BusEvent, wantsReply: false | undefined): unknown {
     const t0 = this.#sampleNow();
-    const start = this.#roundStart;
     let result: unknown;
     try {
       result = wantsReply === undefined ? handler(ev) : handler(ev, false);
     } catch (err) {
-      this.#stageSample(ev.time, start, t0, clock());
+      this.#stageSample(ev.time, this.#roundStart, t0, clock());
       throw err;
     }
+    this.#timedResult(ev, t0, result);
+    return result;
+  }
+
+  /** Records a timed delivery whose handler started at t0 and returned `result`. */
+  #timedResult(ev: BusEvent, t0: number, result: unknown): void {
+    const start = this.#roundStart;
     if (result instanceof Promise) {
       const done = () => this.#stageSample(ev.time, start, t0, clock());
       result.then(done, done);
     } else if (!(result instanceof Ticket)) {
       this.#stageSample(ev.time, start, t0, clock());
     }
-    return result;
   }
 
   /** Starts the next sampling interval; the clock now. */
@@ -806,7 +811,7 @@ export class Bus {
     return true;
   }
 
-  #dispatch(route: Route, ev: BusEvent, extra: EventExtra | undefined): void {
+  #dispatch(route: Route, ev: BusEvent, extra: EventExtra | undefined, timed: boolean): void {
     const targets = route.targets;
     const reply = extra?.reply;
     if (targets.length === 0) {
@@ -837,7 +842,8 @@ export class Bus {
         sub.pending.push({ ev, tracker, extra });
         continue;
       }
-      const r = this.#invoke(sub, ev, extra, tracker);
+      const r = this.#invoke(sub, ev, extra, tracker, timed);
+      timed = false;
       if (r === FAILED) failed = true;
       else if (r !== OK) tracker = r;
     }
@@ -861,16 +867,19 @@ export class Bus {
    * Calls a handler. Returns OK or FAILED when it settled synchronously, or the tracker
    * (created if needed, its count raised) when it returned a promise.
    */
-  #invoke(sub: Subscription, ev: BusEvent, extra: EventExtra | undefined, tracker: Tracker | undefined): Tracker | typeof OK | typeof FAILED {
+  #invoke(sub: Subscription, ev: BusEvent, extra: EventExtra | undefined, tracker: Tracker | undefined, timed = false): Tracker | typeof OK | typeof FAILED {
     let result: unknown;
+    const t0 = timed ? this.#sampleNow() : 0;
     try {
       // A worker pool (keyAffinity) also learns whether the event wants a reply, so
       // replies cross back only for requests.
       result = sub.keyAffinity ? sub.handler(ev, extra?.reply !== undefined) : sub.handler(ev);
     } catch (err) {
+      if (t0 !== 0) this.#stageSample(ev.time, this.#roundStart, t0, clock());
       this.#fail(ev, err, extra);
       return FAILED;
     }
+    if (t0 !== 0) this.#timedResult(ev, t0, result);
     if (result === undefined) {
       extra?.reply?.answer(undefined);
       return OK;
