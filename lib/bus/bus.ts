@@ -161,6 +161,8 @@ export class Bus {
   };
   // The stage breakdown (metrics only): deliveries left until the next timed one.
   #sampleIn = Number.POSITIVE_INFINITY;
+  /** A metrics sink is set: keep the per-prefix counts (a publish without one skips them). */
+  #counting = false;
   #stages: StageSamples | undefined;
   #roundStart = 0;
   #nextPool = 0;
@@ -191,6 +193,7 @@ export class Bus {
     if (opts.metrics !== undefined) {
       this.#stages = new StageSamples();
       this.#sampleIn = STAGE_SAMPLE_EVERY;
+      this.#counting = true;
       this.#metrics = new BusMetrics(opts.metrics, {
         stats: () => this.stats(),
         prefixes: this.#prefixes,
@@ -343,10 +346,10 @@ export class Bus {
     if (this.#shedMask !== 0 && ((this.#shedMask >>> lane) & 1) !== 0) {
       // Shedding: accepted and dropped at once, counted; a request fails fast.
       this.#published++;
-      this.#prefixes.published[this.#routePrefix(route)]++;
+      if (this.#counting) this.#prefixes.published[this.#routePrefix(route)]++;
       this.#lanePublished[lane]++;
       this.#dropped++;
-      this.#prefixes.dropped[this.#routePrefix(route)]++;
+      if (this.#counting) this.#prefixes.dropped[this.#routePrefix(route)]++;
       this.#laneDropped[lane]++;
       this.#shed++;
       reply?.abort(new MyelinError('ERR_BUS_FULL', `request to '${route.subject}' dropped: the ${PRIORITIES[lane]} lane is shedding load`));
@@ -374,10 +377,10 @@ export class Bus {
           throw new MyelinError('ERR_BUS_FULL', `publish('${route.subject}'): the ${PRIORITIES[lane]} lane is full (${q.capacity} events)`);
         case 'drop-newest':
           this.#published++;
-          this.#prefixes.published[this.#routePrefix(route)]++;
+          if (this.#counting) this.#prefixes.published[this.#routePrefix(route)]++;
           this.#lanePublished[lane]++;
           this.#dropped++;
-          this.#prefixes.dropped[this.#routePrefix(route)]++;
+          if (this.#counting) this.#prefixes.dropped[this.#routePrefix(route)]++;
           this.#laneDropped[lane]++;
           reply?.abort(new MyelinError('ERR_BUS_FULL', `request to '${route.subject}' dropped: lane full`));
           return false;
@@ -386,7 +389,7 @@ export class Bus {
           q.extra[h]?.reply?.abort(new MyelinError('ERR_BUS_FULL', `request to '${q.route[h]?.subject}' dropped: lane full`));
           const oldKey = q.key[h];
           if (oldKey !== undefined) this.#keyLeft(oldKey);
-          this.#prefixes.dropped[this.#routePrefix(q.route[h] as Route)]++;
+          if (this.#counting) this.#prefixes.dropped[this.#routePrefix(q.route[h] as Route)]++;
           q.shift();
           this.#dropped++;
           this.#laneDropped[lane]++;
@@ -412,7 +415,7 @@ export class Bus {
       else keyState.queued++;
     }
     this.#published++;
-    this.#prefixes.published[this.#routePrefix(route)]++;
+    if (this.#counting) this.#prefixes.published[this.#routePrefix(route)]++;
     this.#lanePublished[lane]++;
     if (publishChannel.hasSubscribers) publishChannel.publish({ subject: route.subject, data, key, priority: PRIORITIES[lane], id: q.id[i] });
     return true;
@@ -449,7 +452,7 @@ export class Bus {
     if (!direct(route.subject, data, key, extra?.headers, extra?.json === true, lane, id, this.#now)) return false;
     this.#nextEvent++;
     this.#published++;
-    this.#prefixes.published[this.#routePrefix(route)]++;
+    if (this.#counting) this.#prefixes.published[this.#routePrefix(route)]++;
     this.#lanePublished[lane]++;
     this.#inFlight++;
     if (publishChannel.hasSubscribers) publishChannel.publish({ subject: route.subject, data, key, priority: PRIORITIES[lane], id });
@@ -658,7 +661,7 @@ export class Bus {
           if (deliverChannel.hasSubscribers) deliverChannel.publish(ev);
           // Due a timed delivery: the first handler this event starts now is timed (one
           // parked behind a busy subscription is not; the next event is due instead).
-          const timed = --this.#sampleIn <= 0;
+          const timed = this.#stages !== undefined && --this.#sampleIn <= 0;
           if (solo === undefined) this.#dispatch(route, ev, extra, timed);
           else {
             const r = this.#invoke(solo, ev, extra, undefined, timed);
@@ -710,6 +713,7 @@ export class Bus {
     const priority = PRIORITIES[l];
     const measure = route.measure;
     const wantsReply = sub.keyAffinity ? false : undefined;
+    const timing = this.#stages !== undefined;
     let taken = 0;
     while (taken < max) {
       const i = q.headSlot();
@@ -735,7 +739,7 @@ export class Bus {
       }
       let result: unknown;
       try {
-        if (--this.#sampleIn > 0) result = wantsReply === undefined ? handler(ev) : handler(ev, false);
+        if (!timing || --this.#sampleIn > 0) result = wantsReply === undefined ? handler(ev) : handler(ev, false);
         else result = this.#timedCall(handler, ev, wantsReply);
       } catch (err) {
         this.#fail(ev, err, undefined);
@@ -831,7 +835,7 @@ export class Bus {
     const reply = extra?.reply;
     if (targets.length === 0) {
       this.#dropped++;
-      this.#prefixes.dropped[this.#routePrefix(route)]++;
+      if (this.#counting) this.#prefixes.dropped[this.#routePrefix(route)]++;
       this.#unrouted++;
       reply?.abort(new MyelinError('ERR_NO_RESPONDERS', `no subscription serves '${ev.subject}'`));
       return;
@@ -869,7 +873,7 @@ export class Bus {
       else if (reached > 0) this.#delivered++;
       else {
         this.#dropped++;
-        this.#prefixes.dropped[this.#routePrefix(route)]++;
+        if (this.#counting) this.#prefixes.dropped[this.#routePrefix(route)]++;
         this.#unrouted++;
       }
     } else {
@@ -974,7 +978,7 @@ export class Bus {
   }
 
   #fail(ev: BusEvent, err: unknown, extra: EventExtra | undefined): void {
-    this.#prefixes.failed[this.#prefixOf(ev.subject)]++; // per failed delivery
+    if (this.#counting) this.#prefixes.failed[this.#prefixOf(ev.subject)]++; // per failed delivery
     extra?.reply?.failed(err);
     if (failChannel.hasSubscribers) failChannel.publish({ event: ev, error: err });
     if (ev.subject.startsWith('$DLQ.')) return; // never dead-letter a dead letter
