@@ -270,7 +270,7 @@ Napi::Object Layout(Napi::Env env) {
                      {"READ", ByteRingWord::kRead}, {"DATA_SEQ", ByteRingWord::kDataSeq},
                      {"CONSUMER_SLEEPING", ByteRingWord::kConsumerSleeping}, {"ROOM_SEQ", ByteRingWord::kRoomSeq},
                      {"PRODUCER_WAITING", ByteRingWord::kProducerWaiting}, {"DONE", ByteRingWord::kDone},
-                     {"CLOSED", ByteRingWord::kClosed}, {"WRAP", kByteRingWrap}}));
+                     {"CLOSED", ByteRingWord::kClosed}, {"BUSY", ByteRingWord::kBusy}, {"WRAP", kByteRingWrap}}));
   return l;
 }
 

@@ -13,6 +13,7 @@
 //   [49]  PRODUCER_WAITING   1 while the producer waits for room
 //   [64]  DONE               (used by worker pools; unused here)
 //   [80]  CLOSED
+//   [88]  BUSY               (used by worker pools: busy time; unused here)
 //   byte 384: records: [u32 length][body, padded so the next record starts 8-aligned];
 //   a length of 0xffffffff means "wrap to offset 0".
 //
@@ -45,6 +46,7 @@ struct ByteRingWord {
     kProducerWaiting = 49,
     kDone = 64,
     kClosed = 80,
+    kBusy = 88,
   };
 };
 
