@@ -138,7 +138,13 @@ export class MetricHistory {
   dropped = 0;
   readonly #now: () => number;
   readonly #metrics = new Map<string, Metric>();
-  readonly #prevBuckets = new Map<string, number[]>();
+  /**
+   * Per histogram series: the cumulative bucket counts at the end of the previous
+   * 1 s point (`base`) and at the last snapshot (`last`). A point's quantiles come from
+   * the counts since `base`, so several snapshots inside one second all describe that
+   * whole second (the last one written wins, and it has seen everything).
+   */
+  readonly #prevBuckets = new Map<string, { slot: number; base: number[]; last: number[] }>();
   readonly #alerts: Alert[] = [];
   #count = 0;
   #last = Number.NEGATIVE_INFINITY;
@@ -191,16 +197,33 @@ export class MetricHistory {
       this.dropped++;
       return;
     }
-    this.#prevBuckets.set(key, now);
-    // The history's first snapshot is the baseline: what it holds may span the whole
-    // process. A series that appears in a later snapshot started from zero since the
-    // one before, so its observations so far belong to this interval. (Skipping them
-    // lost them: a stage timed only in its first second never showed a quantile.)
-    if (prev === undefined ? this.#snapshots <= 1 : prev.length !== now.length) return;
+    const slot = Math.floor(at / 1000);
+    let st = prev;
+    if (st === undefined) {
+      // The history's first snapshot is the baseline: what it holds may span the whole
+      // process. A series that appears in a later snapshot started from zero since the
+      // one before, so its observations so far belong to this second. (Skipping them
+      // lost them: a stage timed only in its first second never showed a quantile.)
+      if (this.#snapshots <= 1) {
+        this.#prevBuckets.set(key, { slot, base: now, last: now });
+        return;
+      }
+      st = { slot, base: now.map(() => 0), last: now.map(() => 0) };
+      this.#prevBuckets.set(key, st);
+    }
+    if (st.base.length !== now.length) {
+      this.#prevBuckets.set(key, { slot, base: now, last: now });
+      return;
+    }
+    if (slot !== st.slot) {
+      st.base = st.last;
+      st.slot = slot;
+    }
+    st.last = now;
     const delta: Array<[number, number]> = [];
     let reset = false;
     for (let i = 0; i < now.length; i++) {
-      const d = now[i] - (prev === undefined ? 0 : prev[i]);
+      const d = now[i] - st.base[i];
       if (d < 0) reset = true;
       delta.push([buckets[i][0], d]);
     }

@@ -172,3 +172,18 @@ describe('MetricHistory: a histogram series that appears after the first snapsho
     expect(q.series[0].points[0][1]).toBeLessThanOrEqual(0.001);
   });
 });
+
+describe('MetricHistory: several snapshots inside one second', () => {
+  it("describe that whole second: a later snapshot with nothing new does not erase the second's quantile", () => {
+    const h = new MetricHistory({ now: () => T0 + 3000 });
+    const snap = (n: number): MetricSnapshot => ({ name: 'h_seconds', type: 'histogram', help: '', series: [{ labels: {}, value: 0, count: n, buckets: [[0.5, n], [Infinity, n]] }] });
+    h.record([snap(0)], T0); // baseline
+    h.record([snap(4)], T0 + 1000); // four observations early in the second...
+    h.record([snap(4)], T0 + 1200); // ...then snapshots with nothing new in the same second
+    h.record([snap(4)], T0 + 1800);
+    const q = h.query('h_seconds', { quantile: '0.5' }, { from: T0, to: T0 + 2000 });
+    const point = q.series[0].points.find((p) => p[0] === T0 + 1000);
+    expect(point?.[1]).toBeGreaterThan(0);
+    expect(point?.[1]).toBeLessThanOrEqual(0.5);
+  });
+});
