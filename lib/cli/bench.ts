@@ -268,7 +268,8 @@ const GATEWAY_ROWS: Row[] = (['epoll', 'io_uring'] as const).flatMap((io): Row[]
   {
     what: `idle connections, server RSS per connection (${io})`,
     value: `gateway.idle.${io}`,
-    anchors: ['gateway.idle.ws', `gateway.idle.${io}.server_cpu`],
+    // .state: the native connection state per connection (stats().stateBytes), which RSS cannot resolve.
+    anchors: [`gateway.idle.${io}.state`, 'gateway.idle.ws', `gateway.idle.${io}.server_cpu`],
     target: '19,000 conns at <= 0.3 KB each (µWS 0.55 KB)',
     pass: (r) => {
       const v = r(`gateway.idle.${io}`) as (BenchResult & { connections?: number }) | undefined;
