@@ -585,6 +585,23 @@ Status FieldExtractor::EnsureImpl() noexcept {
   return impl_ ? Status::kOk : Status::kOutOfMemory;
 }
 
+// data[0, len) copied into the Impl's scratch buffer with SIMDJSON_PADDING zeroed
+// bytes after it (simdjson reads past the end; zeroing keeps runs reproducible);
+// nullptr when the buffer cannot grow. The scratch grows, never shrinks.
+const uint8_t* FieldExtractor::PaddedCopy(Impl& im, const uint8_t* data, size_t len) noexcept {
+  const size_t need = len + simdjson::SIMDJSON_PADDING;
+  if (need > im.scratch_capacity) {
+    size_t grown = im.scratch_capacity * 2;
+    if (grown < need) grown = need;
+    im.scratch.reset(new (std::nothrow) uint8_t[grown]);
+    im.scratch_capacity = im.scratch ? grown : 0;
+    if (!im.scratch) return nullptr;
+  }
+  std::memcpy(im.scratch.get(), data, len);
+  std::memset(im.scratch.get() + len, 0, simdjson::SIMDJSON_PADDING);
+  return im.scratch.get();
+}
+
 Status FieldExtractor::ValidateValue(const uint8_t* data, size_t len) noexcept {
   if (!data && len > 0) return Status::kInvalidArgument;
   if (len == 0) return Status::kTruncatedJson;
@@ -595,17 +612,9 @@ Status FieldExtractor::ValidateValue(const uint8_t* data, size_t len) noexcept {
     im.dom.reset(new (std::nothrow) simdjson::dom::parser());
     if (!im.dom) return Status::kOutOfMemory;
   }
-  const size_t need = len + simdjson::SIMDJSON_PADDING;
-  if (need > im.scratch_capacity) {
-    size_t grown = im.scratch_capacity * 2;
-    if (grown < need) grown = need;
-    im.scratch.reset(new (std::nothrow) uint8_t[grown]);
-    im.scratch_capacity = im.scratch ? grown : 0;
-    if (!im.scratch) return Status::kOutOfMemory;
-  }
-  std::memcpy(im.scratch.get(), data, len);
-  std::memset(im.scratch.get() + len, 0, simdjson::SIMDJSON_PADDING);
-  error_code e = im.dom->parse(im.scratch.get(), len, false).error();
+  const uint8_t* padded = PaddedCopy(im, data, len);
+  if (!padded) return Status::kOutOfMemory;
+  error_code e = im.dom->parse(padded, len, false).error();
   if (e == simdjson::SUCCESS) {
     // The scalar fallback kernels check UTF-8 only inside strings.
     if (simdjson::get_active_implementation()->name() == "fallback" &&
@@ -628,19 +637,9 @@ Status FieldExtractor::ExtractOne(const uint8_t* data, size_t len, size_t capaci
   const uint8_t* buf = data;
   size_t cap = capacity;
   if (capacity - len < simdjson::SIMDJSON_PADDING) {
-    const size_t need = len + simdjson::SIMDJSON_PADDING;
-    if (need > im.scratch_capacity) {
-      size_t grown = im.scratch_capacity * 2;
-      if (grown < need) grown = need;
-      im.scratch.reset(new (std::nothrow) uint8_t[grown]);
-      im.scratch_capacity = im.scratch ? grown : 0;
-      if (!im.scratch) return Status::kOutOfMemory;
-    }
-    std::memcpy(im.scratch.get(), data, len);
-    // simdjson does not need zeroed padding; zeroing keeps runs reproducible.
-    std::memset(im.scratch.get() + len, 0, simdjson::SIMDJSON_PADDING);
-    buf = im.scratch.get();
-    cap = need;
+    buf = PaddedCopy(im, data, len);
+    if (!buf) return Status::kOutOfMemory;
+    cap = len + simdjson::SIMDJSON_PADDING;
   }
 
   const simdjson::implementation* active = simdjson::get_active_implementation();

@@ -125,6 +125,8 @@ class FieldExtractor {
 
  private:
   struct Impl;
+  // data copied into the scratch buffer with zeroed padding after it; nullptr on OOM.
+  static const uint8_t* PaddedCopy(Impl& im, const uint8_t* data, std::size_t len) noexcept;
   Status EnsureImpl() noexcept;
   Status ExtractOne(const uint8_t* data, std::size_t len, std::size_t capacity,
                     uint32_t base, const std::string_view* names, std::size_t name_count,
