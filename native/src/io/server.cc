@@ -27,6 +27,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <new>
 #include <string_view>
 #include <unordered_map>
@@ -171,6 +172,12 @@ const char* const kTimedOut = StatusCode(Status::kTimedOut);
 
 constexpr std::string_view kPubNames[] = {"op", "subject", "data", "key", "priority", "id"};
 enum { kFOp, kFSubject, kFData, kFKey, kFPriority, kFId, kFCount };
+
+// Lets the subject table be searched with a string_view (C++20 heterogeneous lookup).
+struct SubjectHash {
+  using is_transparent = void;
+  std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
+};
 
 bool IEquals(std::string_view a, std::string_view b) noexcept {
   if (a.size() != b.size()) return false;
@@ -1185,7 +1192,7 @@ class Server::Loop final : public Handler {
     const std::size_t sl = define || sid == 0 ? subject.size() : 0;
     uint8_t* r = Record(pub ? kInPub : kInReq, c, sl, id_text.size(), key.size(), data.size(), sid, priority);
     if (!r) {
-      if (define) subjects_.erase(std::string(subject));
+      if (define) subjects_.erase(subjects_.find(subject));
       SendError(c, id_json, kBusy, "server busy");
       return;
     }
@@ -1211,7 +1218,7 @@ class Server::Loop final : public Handler {
   void InternSubject(std::string_view s, uint32_t* id, bool* define) noexcept {
     *define = false;
     try {
-      auto it = subjects_.find(std::string(s));
+      auto it = subjects_.find(s);  // heterogeneous: no string built per pub
       if (it != subjects_.end()) {
         *id = it->second;
         return;
@@ -1535,7 +1542,7 @@ class Server::Loop final : public Handler {
   std::vector<uint64_t> dirty_;
   std::vector<uint64_t> stalled_;
   std::vector<PendingControl> pending_control_;
-  std::unordered_map<std::string, uint32_t> subjects_;
+  std::unordered_map<std::string, uint32_t, SubjectHash, std::equal_to<>> subjects_;
   uint32_t now_ = 0;
   uint32_t read_us_ = 0;  // when the bytes being processed were read (records carry it)
   uint32_t live_ = 0;
