@@ -2,12 +2,9 @@
 // missing and we are root) opens the gateway's /dashboard page, whose script opens a
 // WebSocket to /ws and subscribes to '>'. A bus publish must show up in the page, on
 // both I/O backends; with auth, the page's ?token= reaches the socket and its fetches.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
 import type { BrowserContext } from 'playwright-core';
-import { BACKENDS, type Io, Resources, startGateway, usable } from './gateway-helpers.js';
+import { BACKENDS, type Io, launchChromium, Resources, startGateway, usable } from './gateway-helpers.js';
 // @ts-expect-error a plain .mjs script without types
 import { CHROMIUM, installChromium } from '../../scripts/install-chromium.mjs';
 
@@ -18,32 +15,15 @@ const installed = (installChromium as (o: { quiet: boolean }) => { ok: boolean; 
 if (!installed.ok) console.warn(`browser.test.ts skipped: ${installed.reason}`);
 
 let browser: BrowserContext | undefined;
-let profile: string | undefined;
+let closeBrowser: (() => Promise<void>) | undefined;
 
 beforeAll(async () => {
   if (!installed.ok) return;
-  const { chromium } = await import('playwright-core');
-  profile = mkdtempSync(join(tmpdir(), 'myelin-chromium-'));
-  // A persistent context is how playwright takes a fresh --user-data-dir of our own.
-  browser = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM as string,
-    headless: true,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-  });
+  ({ browser, close: closeBrowser } = await launchChromium(CHROMIUM as string));
 }, 120_000);
 
 afterAll(async () => {
-  await browser?.close();
-  if (profile) rmSync(profile, { recursive: true, force: true });
+  await closeBrowser?.();
 });
 
 describe.each(BACKENDS)('Chromium against the gateway over %s', (io: Io) => {

@@ -4,13 +4,12 @@
 // coloured pixels on the canvases), an alert rule that fires must appear first in the
 // page's list, the hot-path panel must show the stages that have observations (or say
 // "no data yet"), and a screenshot is saved to test-output/dashboard.png.
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
 import type { BrowserContext, Page } from 'playwright-core';
 import { Metrics } from '../../lib/metrics/metrics.js';
-import { Resources, startGateway } from './gateway-helpers.js';
+import { launchChromium, Resources, startGateway } from './gateway-helpers.js';
 import { startLiveStack } from '../metrics/live-stack.js';
 // @ts-expect-error a plain .mjs script without types
 import { CHROMIUM, installChromium } from '../../scripts/install-chromium.mjs';
@@ -23,23 +22,15 @@ if (!installed.ok) console.warn(`dashboard.test.ts skipped: ${installed.reason}`
 
 const OUT = join(process.cwd(), 'test-output');
 let browser: BrowserContext | undefined;
-let profile: string | undefined;
+let closeBrowser: (() => Promise<void>) | undefined;
 
 beforeAll(async () => {
   if (!installed.ok) return;
-  const { chromium } = await import('playwright-core');
-  profile = mkdtempSync(join(tmpdir(), 'myelin-chromium-'));
-  browser = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM as string,
-    headless: true,
-    viewport: { width: 1400, height: 1800 },
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  ({ browser, close: closeBrowser } = await launchChromium(CHROMIUM as string, { width: 1400, height: 1800 }));
 }, 120_000);
 
 afterAll(async () => {
-  await browser?.close();
-  if (profile) rmSync(profile, { recursive: true, force: true });
+  await closeBrowser?.();
 });
 
 interface DashState {

@@ -2,7 +2,11 @@
 // ephemeral port, a `ws` client that queues what it receives, a raw TCP client that
 // writes hand-made bytes and reads the server's frames, and the "still alive" check
 // every bad input is followed by. Not a test file itself (vitest includes *.test.ts).
+import { mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { BrowserContext } from 'playwright-core';
 import { randomBytes } from 'node:crypto';
 import { expect } from 'vitest';
 import WebSocket from 'ws';
@@ -356,4 +360,27 @@ export async function expectAlive(port: number, token?: string): Promise<void> {
   } finally {
     c.ws.terminate();
   }
+}
+
+/**
+ * Debian's chromium under playwright-core with a fresh --user-data-dir (a persistent
+ * context is how playwright takes one), with the flags this machine's closed network
+ * needs. close() also removes the profile.
+ */
+export async function launchChromium(executablePath: string, viewport?: { width: number; height: number }): Promise<{ browser: BrowserContext; close(): Promise<void> }> {
+  const { chromium } = await import('playwright-core');
+  const profile = mkdtempSync(join(tmpdir(), 'myelin-chromium-'));
+  const browser = await chromium.launchPersistentContext(profile, {
+    executablePath,
+    headless: true,
+    ...(viewport ? { viewport } : {}),
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+  return {
+    browser,
+    async close() {
+      await browser.close();
+      rmSync(profile, { recursive: true, force: true });
+    },
+  };
 }
