@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { defaultRules } from '../../lib/metrics/alerts.js';
-import { exposedNames, type LiveStack, missingNames, promqlMetricNames, startLiveStack } from './live-stack.js';
+import { type LiveStack, missingNames, promqlMetricNames, stackWithTraffic } from './live-stack.js';
 // @ts-expect-error a plain .mjs script without types
 import { installPrometheus } from '../../scripts/install-prometheus.mjs';
 
@@ -76,10 +76,7 @@ describe('against a gateway with traffic', () => {
   let stack: LiveStack;
   let exposed: Set<string>;
   beforeAll(async () => {
-    stack = await startLiveStack();
-    await stack.traffic(200); // the gateway times one pub in 64 for its ingress stage
-    await new Promise((r) => setTimeout(r, 1200));
-    exposed = exposedNames(await stack.scrape());
+    ({ stack, exposed } = await stackWithTraffic());
   });
   afterAll(() => stack?.close());
 

@@ -8,7 +8,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { exposedNames, type LiveStack, missingNames, promqlMetricNames, startLiveStack } from './live-stack.js';
+import { type LiveStack, missingNames, promqlMetricNames, stackWithTraffic } from './live-stack.js';
 // @ts-expect-error a plain .mjs script without types
 import { installPrometheus } from '../../scripts/install-prometheus.mjs';
 
@@ -69,11 +69,7 @@ describe('docs/grafana/myelin.json', () => {
     let stack: LiveStack;
     let exposed: Set<string>;
     beforeAll(async () => {
-      stack = await startLiveStack();
-      await stack.traffic(200); // the gateway times one pub in 64 for its ingress stage
-      // The bus and gateway copy their figures into the Metrics once a second.
-      await new Promise((r) => setTimeout(r, 1200));
-      exposed = exposedNames(await stack.scrape());
+      ({ stack, exposed } = await stackWithTraffic());
     });
     afterAll(() => stack?.close());
 

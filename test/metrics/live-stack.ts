@@ -200,3 +200,16 @@ export function missingNames(wanted: Iterable<string>, exposed: Set<string>, bui
   }
   return { missing: missing.sort(), notYet: notYet.sort() };
 }
+
+/**
+ * A live stack after traffic, and the metric names its /metrics exposes: what the
+ * Grafana and alert-rule checks compare their names with. Enough pubs for the
+ * gateway's one-in-64 ingress timing; the bus and gateway copy their figures into the
+ * Metrics once a second, hence the wait.
+ */
+export async function stackWithTraffic(): Promise<{ stack: LiveStack; exposed: Set<string> }> {
+  const stack = await startLiveStack();
+  await stack.traffic(200);
+  await new Promise((r) => setTimeout(r, 1200));
+  return { stack, exposed: exposedNames(await stack.scrape()) };
+}
