@@ -26,6 +26,7 @@ export const PublicErrorCodes = {
   ERR_NATIVE_UNAVAILABLE: 'the native addon could not be loaded',
   ERR_GATEWAY_LISTEN: 'the gateway could not bind its address (in use, permission)',
   ERR_RATE_LIMITED: 'a gateway client passed its publish rate limit',
+  ERR_TRANSPORT_UNAVAILABLE: 'a cluster transport cannot reach its engine within the deadline',
 } as const;
 
 export const NativeErrorCodes = {
