@@ -354,6 +354,52 @@ const METRICS_ROWS: Row[] = [
   },
 ];
 
+// Scale-out rows (issue 11): bench/cluster/*.mjs against the servers at MYELIN_NATS_URL
+// (default nats://127.0.0.1:4222, JetStream on) and MYELIN_REDIS_URL (default
+// redis://127.0.0.1:6379); a scenario whose server does not answer prints a skip and
+// its rows drop out of the table. The consumers run in child processes.
+const CLUSTER_ROWS: Row[] = [
+  {
+    what: '2 processes, publish -> subscribe over NATS core',
+    value: 'cluster.nats.core.myelin',
+    anchors: ['cluster.nats.core.raw'],
+    target: '>= 0.8x raw nats.js',
+    pass: (r) => atLeast(ratio(r, 'cluster.nats.core.myelin', 'cluster.nats.core.raw'), 0.8),
+  },
+  {
+    what: 'durable: JetStream publish -> acknowledged handler',
+    value: 'cluster.jetstream.myelin',
+    anchors: ['cluster.jetstream.raw'],
+    target: '>= 0.8x raw @nats-io/jetstream async publish + pull consumer',
+    pass: (r) => atLeast(ratio(r, 'cluster.jetstream.myelin', 'cluster.jetstream.raw'), 0.8),
+  },
+  {
+    what: 'Redis Streams consumer group',
+    value: 'cluster.redis.myelin',
+    anchors: ['cluster.redis.raw'],
+    target: '>= 0.8x raw ioredis XADD / XREADGROUP pipeline',
+    pass: (r) => atLeast(ratio(r, 'cluster.redis.myelin', 'cluster.redis.raw'), 0.8),
+  },
+  ...(['nats', 'redis'] as const).map(
+    (t): Row => ({
+      what: `scaling, 1 -> 2 -> 4 consumer processes (${t === 'nats' ? 'JetStream' : 'Redis Streams'})`,
+      value: `cluster.scale.${t}.1`,
+      anchors: [`cluster.scale.${t}.2`, `cluster.scale.${t}.4`],
+      target: 'events/s for each count',
+      pass: () => undefined,
+    }),
+  ),
+  ...(['nats', 'redis'] as const).map(
+    (t): Row => ({
+      what: `failover, kill -9 of a consumer -> takeover of its pending events (${t === 'nats' ? 'JetStream' : 'Redis Streams'}), ackWaitMs 2000`,
+      value: `cluster.failover.${t}.ms`,
+      anchors: [`cluster.failover.${t}.events`, `cluster.failover.${t}.held_ms`],
+      target: 'report (floor: ackWaitMs - held_ms)',
+      pass: () => undefined,
+    }),
+  ),
+];
+
 const SUITES: Record<string, Suite> = {
   core: {
     rows: CORE_ROWS,
@@ -379,6 +425,11 @@ const SUITES: Record<string, Suite> = {
     rows: METRICS_ROWS,
     native: [],
     js: ['metrics/record', 'metrics/scrape', 'metrics/bus'],
+  },
+  cluster: {
+    rows: CLUSTER_ROWS,
+    native: [],
+    js: ['cluster/nats-core', 'cluster/jetstream', 'cluster/redis', 'cluster/scale', 'cluster/failover'],
   },
 };
 
@@ -439,7 +490,7 @@ export interface BenchOptions {
   progress?: (chunk: Buffer) => void;
 }
 
-export async function runBench(opts: BenchOptions = {}): Promise<{ results: BenchResult[]; table: string }> {
+export async function runBench(opts: BenchOptions = {}): Promise<{ results: BenchResult[]; table: string; failed: string[] }> {
   const name = opts.suite ?? 'all';
   const names = name === 'all' ? Object.keys(SUITES) : [name];
   for (const n of names) {
@@ -450,6 +501,7 @@ export async function runBench(opts: BenchOptions = {}): Promise<{ results: Benc
   const root = packageRoot();
   if (!existsSync(join(root, 'dist', 'esm', 'index.js'))) throw invalidArgument('bench: dist/ is missing; run `npm run build:ts`');
   const results: BenchResult[] = [];
+  const failed: string[] = [];
   const dir = names.some((n) => SUITES[n].native.length) ? buildNative(root, log) : '';
   for (const n of names) {
     const suite = SUITES[n];
@@ -460,7 +512,15 @@ export async function runBench(opts: BenchOptions = {}): Promise<{ results: Benc
     for (const entry of suite.js) {
       const [script, ...flags] = entry.split(' ');
       log(`bench: bench/${script}.mjs`);
-      results.push(...(await runScenario(process.execPath, [...flags, join(root, 'bench', `${script}.mjs`)], root, progress)));
+      try {
+        results.push(...(await runScenario(process.execPath, [...flags, join(root, 'bench', `${script}.mjs`)], root, progress)));
+      } catch (err) {
+        // One scenario that fails (a server that went away mid-run) should not take the
+        // others' results with it: note it, list it under the table, go on.
+        const why = err instanceof Error ? err.message : String(err);
+        log(`bench: bench/${script}.mjs failed: ${why}`);
+        failed.push(`bench/${script}.mjs (${why.replace(/^.* exited /, 'exit ')})`);
+      }
     }
   }
   const by = new Map(results.map((r) => [r.scenario, r]));
@@ -478,7 +538,8 @@ export async function runBench(opts: BenchOptions = {}): Promise<{ results: Benc
       const anchors = row.anchors
         .map((a) => {
           const r = get(a);
-          if (!r || !v) return `${a}: n/a`;
+          if (!r) return `${a}: n/a`;
+          if (!v) return `${a} ${fmt(r.median, r.metric)}`;
           // A ratio only between like quantities (a latency against a rate means nothing).
           if (r.metric !== v.metric || !(r.median > 0)) return `${a} ${fmt(r.median, r.metric)}`;
           return `${a} ${fmt(r.median, r.metric)} (${(v.median / r.median).toFixed(2)}x)`;
@@ -490,5 +551,6 @@ export async function runBench(opts: BenchOptions = {}): Promise<{ results: Benc
       );
     }
   }
-  return { results, table: lines.join('\n') };
+  if (failed.length) lines.push('', `failed (rows left out or n/a): ${failed.join('; ')}`);
+  return { results, table: lines.join('\n'), failed };
 }

@@ -6,7 +6,7 @@ import { simulateCommand } from './simulate.js';
 const USAGE = `usage:
   myelin serve [--config myelin.config.json] [--port 8080] [--host 127.0.0.1]
                                      the gateway: event bus, OpenAI-compatible API, metrics (--help for env and config)
-  myelin bench [core|bus|ai|gateway|metrics|all] [--json]   benchmarks against their anchors, a table at the end
+  myelin bench [core|bus|ai|gateway|metrics|cluster|all] [--json]   benchmarks against their anchors, a table at the end
   myelin report [--url http://127.0.0.1:8080] [--from -1h] [--to now] [--out report.html]
                                      a self-contained HTML performance report from a running gateway's metrics history
   myelin simulate [--port 9100] [--latency-ms 200] [--tokens-per-s 80] [--error-rate 0.01] [--rpm 600] ...
@@ -19,10 +19,10 @@ export async function main(argv: string[]): Promise<number> {
     case 'bench': {
       const json = rest.includes('--json');
       const suite = rest.find((a) => !a.startsWith('--')) ?? 'all';
-      const { results, table } = await runBench({ suite, json });
-      if (json) process.stdout.write(`${JSON.stringify({ results }, null, 2)}\n`);
+      const { results, table, failed } = await runBench({ suite, json });
+      if (json) process.stdout.write(`${JSON.stringify({ results, failed }, null, 2)}\n`);
       else process.stdout.write(`\n${table}\n`);
-      return 0;
+      return failed.length ? 1 : 0;
     }
     case 'serve':
       // Loaded on use: it brings the bus, the AI client and the gateway with it.
