@@ -1,0 +1,416 @@
+// The cluster bus over Redis Streams: one stream per (first subject token, partition),
+// consumer groups for queue subscriptions, a hash for the node registry and versioned
+// hashes plus a pub/sub channel for configuration. Subscriptions live in
+// redis-subscription.ts, the atomic server-side steps in redis-scripts.ts.
+//
+// Keys (all under `prefix`):
+//   <prefix>:s:<token>:<p>   stream of the events whose subject starts with <token>, partition p
+//   <prefix>:tokens          set of the first tokens ever sent (wildcard subscribers find streams here)
+//   <prefix>:d:<id>          dedupe marker of a caller-given publish id, expires after dedupeWindowMs
+//   <prefix>:g:<group>:m     hash member -> expiry ms (server clock) of a group's live members
+//   <prefix>:nodes           hash node id -> JSON NodeInfo (with its expiry)
+//   <prefix>:cfg:<name>      hash { v: version, d: JSON value }; puts announce <name> on channel <prefix>:cfg
+//
+// Data flow of a send: partition (key hash, or round robin) -> XADD (or the dedupe
+// script) on the main connection, auto-pipelined so a burst is one round trip -> the
+// reply resolves send(), or our own timer rejects it (the command may still land: fate
+// unknown). Commands wait in ioredis's offline queue across a reconnect.
+import { Redis } from 'ioredis';
+import { MyelinError, invalidArgument } from '../errors.js';
+import { metaFields } from './codec.js';
+import { defineScripts, firstToken, partitionOf, type ScriptedRedis } from './redis-scripts.js';
+import { RedisSubscription } from './redis-subscription.js';
+import type { ConfigEntry, DeliverySink, Durability, EngineSubscription, GroupSignal, NodeInfo, OutMessage, SendResult, SubscribeSpec, Transport } from './transport.js';
+
+export interface RedisTransportOptions {
+  url: string;
+  /** Key prefix (default 'myelin'). */
+  prefix: string;
+  /** Streams per first token (default 8): events with one key share one. */
+  partitions: number;
+  /** Approximate entries kept per stream (XADD MAXLEN ~); 0: never trim. Default 1_000_000. */
+  maxLen: number;
+  /** How long a caller-given publish id is remembered for dedupe. */
+  dedupeWindowMs: number;
+  /** How long one read blocks (default 500): bounds how late an ownership change or close applies. */
+  blockMs?: number;
+}
+
+/** How often the set of tokens is refreshed by a sender (a lost set heals within this). */
+const TOKEN_REFRESH_MS = 60_000;
+const noop = (): void => {};
+
+function unavailable(message: string, cause?: unknown): MyelinError {
+  return new MyelinError('ERR_TRANSPORT_UNAVAILABLE', message, cause === undefined ? {} : { cause });
+}
+
+interface Watcher {
+  fn: (e: ConfigEntry) => void;
+  last: number;
+}
+
+export class RedisTransport implements Transport {
+  readonly kind = 'redis' as const;
+  readonly #o: Required<RedisTransportOptions>;
+  readonly #nodeId: string;
+  readonly #redis: ScriptedRedis;
+  #giveUp = false;
+  #lastError: Error | undefined;
+  #closed = false;
+  #closing: Promise<void> | undefined;
+  #rr = 0;
+  /** Token -> when this process last added it to the tokens set. */
+  readonly #tokenSeen = new Map<string, number>();
+  readonly #subs = new Set<RedisSubscription>();
+  #subCount = 0;
+  /** Group -> claims (redeliveries) made by this process. */
+  readonly #claims = new Map<string, number>();
+  #watchConn: Redis | undefined;
+  #watchReady: Promise<unknown> | undefined;
+  readonly #watchers = new Map<string, Set<Watcher>>();
+
+  constructor(opts: RedisTransportOptions, nodeId: string) {
+    this.#o = { blockMs: 500, ...opts };
+    this.#nodeId = nodeId;
+    const redis = new Redis(opts.url, {
+      lazyConnect: true,
+      // RESP2: the reply shapes (XREAD's [key, entries] pairs) parsed here, on any Redis version.
+      protocol: 2,
+      enableAutoPipelining: true,
+      // Commands wait in the offline queue across a reconnect; send() bounds the wait with its own timer.
+      maxRetriesPerRequest: null,
+      retryStrategy: (n: number) => (this.#giveUp ? null : Math.min(50 * 2 ** Math.min(n, 6), 2000)),
+    });
+    redis.on('error', (err: Error) => (this.#lastError = err));
+    this.#redis = defineScripts(redis);
+  }
+
+  get connected(): boolean {
+    return this.#redis.status === 'ready';
+  }
+
+  async connect(deadlineMs: number): Promise<void> {
+    if (this.#closed) throw unavailable('Redis transport: connect() after close()');
+    const r = this.#redis;
+    if (r.status === 'ready') return;
+    this.#giveUp = false;
+    await new Promise<void>((resolve, reject) => {
+      const onReady = (): void => {
+        clearTimeout(timer);
+        resolve();
+      };
+      const timer = setTimeout(() => {
+        r.off('ready', onReady);
+        // Stop retrying: the caller was told the engine is unavailable.
+        this.#giveUp = true;
+        r.disconnect();
+        reject(unavailable(`Redis transport: cannot reach ${redactUrl(this.#o.url)} within ${deadlineMs} ms${this.#lastError ? ` (${this.#lastError.message})` : ''}`, this.#lastError));
+      }, deadlineMs);
+      r.once('ready', onReady);
+      if (r.status === 'wait' || r.status === 'end') r.connect().catch(noop); // failures surface as the deadline
+    });
+  }
+
+  #streamKey(token: string, partition: number): string {
+    return `${this.#o.prefix}:s:${token}:${partition}`;
+  }
+
+  send(msg: OutMessage, timeoutMs: number): Promise<SendResult> {
+    if (this.#closed) return Promise.reject(unavailable('Redis transport: send() after close()'));
+    const o = this.#o;
+    const token = firstToken(msg.subject);
+    const p = msg.key !== undefined ? partitionOf(msg.key, o.partitions) : this.#rr++ % o.partitions;
+    if (this.#rr >= o.partitions) this.#rr = 0;
+    const stream = this.#streamKey(token, p);
+    const r = this.#redis;
+    this.#noteToken(token);
+    const u8 = msg.payload;
+    const payload = Buffer.isBuffer(u8) ? u8 : Buffer.from(u8.buffer, u8.byteOffset, u8.byteLength);
+    const fields: (string | Buffer)[] = ['s', msg.subject, 'd', payload, ...metaFields(msg)];
+    let op: Promise<boolean>;
+    if (msg.userId) {
+      op = r.myelinDedupeXadd(`${o.prefix}:d:${msg.id}`, stream, o.dedupeWindowMs, o.maxLen, ...fields).then((dup) => dup === 1);
+    } else {
+      const trim = o.maxLen > 0 ? ['MAXLEN', '~', o.maxLen] : [];
+      op = r.call('XADD', stream, ...trim, '*', ...fields).then(() => false);
+    }
+    return new Promise<SendResult>((resolve, reject) => {
+      const timer = setTimeout(
+        () => reject(unavailable(`Redis transport: no answer to send on ${msg.subject} within ${timeoutMs} ms (${r.status}); it may still have been stored`)),
+        timeoutMs,
+      );
+      op.then(
+        (duplicate) => {
+          clearTimeout(timer);
+          resolve({ duplicate, stored: true });
+        },
+        (err: Error) => {
+          clearTimeout(timer);
+          reject(unavailable(`Redis transport: send on ${msg.subject} failed: ${err.message}`, err));
+        },
+      );
+    });
+  }
+
+  /** Adds a token to the tokens set the first time, and again every minute (the set may have been lost). Sent ahead of the XADD on the same pipeline. */
+  #noteToken(token: string): void {
+    const now = Date.now();
+    const seen = this.#tokenSeen.get(token);
+    if (seen !== undefined && now - seen < TOKEN_REFRESH_MS) return;
+    this.#tokenSeen.set(token, now);
+    this.#redis.sadd(`${this.#o.prefix}:tokens`, token).catch(() => this.#tokenSeen.delete(token));
+  }
+
+  subscribe(spec: SubscribeSpec, sink: DeliverySink): EngineSubscription {
+    if (this.#closed) throw unavailable('Redis transport: subscribe() after close()');
+    const sub = new RedisSubscription(
+      {
+        main: this.#redis,
+        prefix: this.#o.prefix,
+        partitions: this.#o.partitions,
+        blockMs: this.#o.blockMs,
+        streamKey: (t, p) => this.#streamKey(t, p),
+        countClaims: (g, n) => this.#claims.set(g, (this.#claims.get(g) ?? 0) + n),
+      },
+      spec,
+      sink,
+      `${this.#nodeId}:${++this.#subCount}`,
+    );
+    this.#subs.add(sub);
+    const close = sub.close.bind(sub);
+    return {
+      ready: sub.ready,
+      close: async () => {
+        await close();
+        this.#subs.delete(sub);
+      },
+    };
+  }
+
+  // ---- registry
+
+  async announce(info: NodeInfo, ttlMs: number): Promise<void> {
+    const now = Date.now();
+    const entry = { ...info, seenAt: Number.isFinite(info.seenAt) ? info.seenAt : now, expiresAt: now + ttlMs };
+    await this.#cmd('announce', this.#redis.hset(`${this.#o.prefix}:nodes`, info.id, JSON.stringify(entry)));
+  }
+
+  async withdraw(id: string): Promise<void> {
+    await this.#cmd('withdraw', this.#redis.hdel(`${this.#o.prefix}:nodes`, id));
+  }
+
+  async nodes(): Promise<NodeInfo[]> {
+    const key = `${this.#o.prefix}:nodes`;
+    const all = await this.#cmd('nodes', this.#redis.hgetall(key));
+    const now = Date.now();
+    const live: NodeInfo[] = [];
+    const expired: string[] = [];
+    for (const [id, json] of Object.entries(all)) {
+      let e: NodeInfo & { expiresAt?: number };
+      try {
+        e = JSON.parse(json) as NodeInfo & { expiresAt?: number };
+      } catch {
+        expired.push(id); // not ours to read: an entry another tool wrote badly
+        continue;
+      }
+      if (!(typeof e.expiresAt === 'number' && e.expiresAt > now)) {
+        expired.push(id);
+        continue;
+      }
+      const { expiresAt: _, ...info } = e;
+      live.push(info);
+    }
+    if (expired.length > 0) await this.#cmd('nodes', this.#redis.hdel(key, ...expired));
+    return live.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  }
+
+  // ---- configuration
+
+  #cfgKey(name: string): string {
+    return `${this.#o.prefix}:cfg:${name}`;
+  }
+
+  async getConfig(name: string): Promise<ConfigEntry | undefined> {
+    const [v, d] = await this.#cmd('getConfig', this.#redis.hmget(this.#cfgKey(name), 'v', 'd'));
+    if (v === null || d === null) return undefined;
+    let value: unknown;
+    try {
+      value = JSON.parse(d);
+    } catch (err) {
+      throw unavailable(`Redis transport: configuration ${name} holds no JSON`, err);
+    }
+    return { name, value, version: Number(v) };
+  }
+
+  async putConfig(name: string, value: unknown): Promise<number> {
+    let json: string | undefined;
+    try {
+      json = JSON.stringify(value);
+    } catch (err) {
+      throw invalidArgument(`putConfig(${name}): value cannot be serialised (${(err as Error).message})`, err);
+    }
+    if (json === undefined) throw invalidArgument(`putConfig(${name}): value of type ${typeof value} cannot be serialised; use JSON-compatible values`);
+    return this.#cmd('putConfig', this.#redis.myelinPutConfig(this.#cfgKey(name), json, `${this.#o.prefix}:cfg`, name));
+  }
+
+  watchConfig(name: string, onChange: (e: ConfigEntry) => void): () => void {
+    const w: Watcher = { fn: onChange, last: 0 };
+    let set = this.#watchers.get(name);
+    if (set === undefined) this.#watchers.set(name, (set = new Set()));
+    set.add(w);
+    this.#ensureWatchConn();
+    void this.#refresh(name);
+    return () => {
+      set.delete(w);
+      if (set.size === 0 && this.#watchers.get(name) === set) this.#watchers.delete(name);
+    };
+  }
+
+  /** One subscriber connection for every watch; after a reconnect every watched name is read again (a put may have passed unseen). */
+  #ensureWatchConn(): void {
+    if (this.#watchConn !== undefined) return;
+    const channel = `${this.#o.prefix}:cfg`;
+    const c = this.#redis.duplicate({ enableAutoPipelining: false, lazyConnect: false });
+    this.#watchConn = c;
+    c.on('error', noop);
+    c.on('message', (ch: string, name: string) => {
+      if (ch === channel && this.#watchers.has(name)) void this.#refresh(name);
+    });
+    let first = true;
+    c.on('ready', () => {
+      if (first) first = false;
+      else for (const name of this.#watchers.keys()) void this.#refresh(name);
+    });
+    this.#watchReady = c.subscribe(channel).catch(noop);
+  }
+
+  /** Reads the entry and calls each watcher that has not seen this version (versions only go up, whatever order reads finish in). */
+  async #refresh(name: string): Promise<void> {
+    await this.#watchReady;
+    let e: ConfigEntry | undefined;
+    try {
+      e = await this.getConfig(name);
+    } catch {
+      return; // read again after the reconnect
+    }
+    if (e === undefined) return;
+    for (const w of this.#watchers.get(name) ?? []) {
+      if (e.version <= w.last) continue;
+      w.last = e.version;
+      try {
+        w.fn(e);
+      } catch {
+        // the watcher's own failure is its business; the next version still reaches it
+      }
+    }
+  }
+
+  // ---- figures
+
+  async durability(): Promise<Durability> {
+    const r = this.#redis;
+    const notes: string[] = [];
+    const info = await this.#cmd('durability', r.info('replication'));
+    const replicas = 1 + Number(/connected_slaves:(\d+)/.exec(info)?.[1] ?? 0);
+    let storage = 'unknown';
+    let fsync = 'unknown';
+    try {
+      const get = async (k: string): Promise<string> => ((await r.call('CONFIG', 'GET', k)) as string[])[1] ?? '';
+      const [aof, every, save] = await Promise.all([get('appendonly'), get('appendfsync'), get('save')]);
+      if (aof === 'yes') {
+        storage = 'aof';
+        fsync = every || 'everysec';
+        notes.push(
+          fsync === 'always'
+            ? 'AOF with appendfsync always: every acknowledged event is on disk.'
+            : fsync === 'everysec'
+              ? 'AOF with appendfsync everysec: a crash of the machine can lose about the last second of acknowledged events.'
+              : 'AOF with appendfsync no: the operating system decides when events reach disk; a crash of the machine can lose more than a second of them.',
+        );
+      } else {
+        fsync = 'off';
+        if (save.trim() !== '') {
+          storage = 'rdb';
+          notes.push(`No AOF, RDB snapshots only (save ${save}): a restart loses every event since the last snapshot.`);
+        } else {
+          storage = 'memory';
+          notes.push('No persistence (no AOF, no RDB): a Redis restart loses every stored event, group and pending entry.');
+        }
+      }
+    } catch {
+      notes.push('CONFIG GET was refused: how Redis persists is unknown.');
+    }
+    notes.push(
+      replicas > 1
+        ? `Replication to ${replicas - 1} replica(s) is asynchronous: a failover can lose events the primary acknowledged but had not yet copied.`
+        : 'No replicas: the events live on this one Redis.',
+    );
+    notes.push(
+      this.#o.maxLen > 0
+        ? `Streams are trimmed to about ${this.#o.maxLen} entries each (MAXLEN ~): a group further behind loses the oldest events (counted as lost).`
+        : 'Streams are never trimmed (maxLen 0): memory grows until something trims them.',
+    );
+    return { storage, replicas, fsync, notes };
+  }
+
+  async signals(): Promise<GroupSignal[]> {
+    const byGroup = new Map<string, RedisSubscription>();
+    for (const s of this.#subs) if (s.group !== undefined && !byGroup.has(s.group)) byGroup.set(s.group, s);
+    const out: GroupSignal[] = [];
+    for (const [group, sub] of byGroup) {
+      const rows = await Promise.all(
+        sub.streams().map((stream) => (this.#redis.call('XINFO', 'GROUPS', stream) as Promise<unknown[][]>).catch(() => [] as unknown[][])),
+      );
+      let lag = 0;
+      let pending = 0;
+      for (const groups of rows) {
+        for (const row of groups) {
+          const m = new Map<string, unknown>();
+          for (let i = 0; i + 1 < row.length; i += 2) m.set(String(row[i]), row[i + 1]);
+          if (m.get('name') !== group) continue;
+          lag += Number(m.get('lag') ?? 0);
+          pending += Number(m.get('pending') ?? 0);
+        }
+      }
+      out.push({ group, pattern: sub.pattern, lag, pending, redelivered: this.#claims.get(group) ?? 0 });
+    }
+    return out;
+  }
+
+  // ---- lifecycle
+
+  close(): Promise<void> {
+    this.#closing ??= this.#close();
+    return this.#closing;
+  }
+
+  async #close(): Promise<void> {
+    this.#closed = true;
+    await Promise.all([...this.#subs].map((s) => s.close()));
+    this.#subs.clear();
+    this.#watchers.clear();
+    this.#watchConn?.disconnect();
+    this.#giveUp = true;
+    const r = this.#redis;
+    if (r.status === 'ready') {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([r.quit().catch(noop), new Promise<void>((res) => (timer = setTimeout(res, 1000)))]);
+      clearTimeout(timer);
+    }
+    r.disconnect();
+  }
+
+  /** Runs a command, turning a Redis failure into ERR_TRANSPORT_UNAVAILABLE. */
+  async #cmd<T>(what: string, p: Promise<T>): Promise<T> {
+    try {
+      return await p;
+    } catch (err) {
+      throw unavailable(`Redis transport: ${what} failed: ${(err as Error).message}`, err);
+    }
+  }
+}
+
+/** The URL without its password, for messages. */
+function redactUrl(url: string): string {
+  return url.replace(/\/\/([^@/]*):[^@/]*@/, '//$1:***@');
+}
