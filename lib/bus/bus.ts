@@ -49,6 +49,7 @@ import { Reply } from './reply.js';
 import { QueueGroup, type Route, RouteTable } from './route-table.js';
 import { type DirectFn, type Handler, Subscription, type Tracker } from './subscription.js';
 import { type SettleFn, Ticket } from './ticket.js';
+import { ClusterBus, type ClusterHandle, type ClusterStats } from '../cluster/cluster-bus.js';
 import { type PoolHost, WorkerPool, type WorkerPoolOptions } from './worker-pool.js';
 import type { BatchItem, BusEvent, BusStats, Overflow, Priority, PublishOptions, SubscribeOptions } from './types.js';
 
@@ -76,6 +77,11 @@ export interface BusOptions {
   /** Events buffered per priority lane (default 65536). */
   capacity?: number;
   overflow?: Overflow;
+  /**
+   * A cluster transport (lib/cluster/): `{ kind: 'nats', servers, stream? }` or
+   * `{ kind: 'redis', url }`, and their options (lib/cluster/options.ts). Every call then
+   * goes to the cluster bus, which carries events between processes on the engine.
+   */
   transport?: undefined | { kind: 'nats' | 'redis'; [k: string]: unknown };
   /** A Metrics instance (or any MetricsSink): the bus's counters, queue depths and latency (lib/bus/bus-metrics.ts). */
   metrics?: MetricsSink;
@@ -168,6 +174,9 @@ export class Bus {
   #nextPool = 0;
   readonly #poolIds = new Map<WorkerPool, string>();
 
+  /** Set when the bus runs on a cluster transport: every public call goes there. */
+  readonly #cluster: ClusterBus | undefined;
+
   constructor(opts: BusOptions = {}) {
     checkOptions(opts, 'Bus(options)', BUS_KEYS);
     const capacity = opts.capacity === undefined ? 65536 : opts.capacity;
@@ -178,15 +187,18 @@ export class Bus {
     if (!OVERFLOWS.includes(overflow)) {
       throw invalidArgument(`Bus(options): overflow must be one of ${OVERFLOWS.join(', ')}, got ${String(overflow)}`);
     }
-    if (opts.transport !== undefined) {
-      throw invalidArgument(
-        `Bus(options): transport '${String((opts.transport as { kind?: unknown })?.kind)}' is not available yet; the in-memory transport is the default`,
-      );
-    }
     if (opts.metrics !== undefined && !isMetricsSink(opts.metrics)) {
       throw invalidArgument(`Bus(options): metrics must be a Metrics instance (or any object with counter, gauge and histogram factories), got ${describeType(opts.metrics)}`);
     }
     this.#overflow = overflow;
+    if (opts.transport !== undefined) {
+      // A cluster bus: the engine carries every event; this object only forwards.
+      this.#cluster = new ClusterBus(opts.transport, capacity, overflow, opts.metrics);
+      this.#lanes = [];
+      this.#hist = undefined as unknown as NativeHistogram;
+      this.#latency = undefined as unknown as HistogramRecorder;
+      return;
+    }
     this.#lanes = PRIORITIES.map(() => new LaneQueue(capacity));
     this.#hist = new (native().Histogram)();
     this.#latency = new HistogramRecorder(this.#hist);
@@ -207,6 +219,7 @@ export class Bus {
 
   /** Enqueues one event; false when it was not enqueued (full under 'wait', or dropped as newest). */
   publish(subject: string, data?: unknown, opts?: PublishOptions): boolean {
+    if (this.#cluster !== undefined) return this.#cluster.publish(subject, data, opts);
     if (this.#closed) throw new MyelinError('ERR_BUS_CLOSED', `publish('${String(subject)}'): the bus is closed`);
     // A one-entry cache in front of the route table: hot loops publish one subject.
     let route = this.#lastRoute;
@@ -231,6 +244,7 @@ export class Bus {
    * action switches it on while the alert fires.
    */
   shed(priority: Exclude<Priority, 'critical'>, on: boolean): void {
+    if (this.#cluster !== undefined) throw invalidArgument('shed(): load shedding by priority is an in-memory bus feature; a cluster transport has one outbox');
     const lane = PRIORITIES.indexOf(priority);
     if (lane < 1) throw invalidArgument(`shed(priority): priority must be 'high', 'normal' or 'low', got ${describeType(priority)}`);
     if (typeof on !== 'boolean') throw invalidArgument(`shed(priority, on): on must be a boolean, got ${describeType(on)}`);
@@ -240,6 +254,7 @@ export class Bus {
 
   /** Resolves once the event is enqueued, waiting for room under overflow 'wait'. */
   publishAsync(subject: string, data?: unknown, opts?: PublishOptions): Promise<void> {
+    if (this.#cluster !== undefined) return this.#cluster.publishAsync(subject, data, opts);
     let o: ParsedPublish;
     try {
       o = opts === undefined ? DEFAULT_PUBLISH : parseFor(data, opts, 'publishAsync', PUBLISH_KEYS);
@@ -278,6 +293,7 @@ export class Bus {
    * lane is full, so items[0..n) were enqueued and items[n..] were not.
    */
   publishBatch(items: ReadonlyArray<BatchItem>): number {
+    if (this.#cluster !== undefined) return this.#cluster.publishBatch(items);
     if (this.#closed) throw new MyelinError('ERR_BUS_CLOSED', 'publishBatch: the bus is closed');
     if (!Array.isArray(items)) throw invalidArgument(`publishBatch(items): items must be an array, got ${describeType(items)}`);
     const n = items.length;
@@ -1002,6 +1018,7 @@ export class Bus {
   // ---------------------------------------------------------------- subscribing
 
   subscribe(pattern: string, handler?: Handler, opts: SubscribeOptions = {}): Subscription {
+    if (this.#cluster !== undefined) return this.#cluster.subscribe(pattern, handler, opts);
     if (this.#closed) throw new MyelinError('ERR_BUS_CLOSED', `subscribe('${pattern}'): the bus is closed`);
     if (typeof pattern !== 'string') throw invalidArgument(`subscribe: pattern must be a string, got ${typeof pattern}`);
     if (handler !== undefined && typeof handler !== 'function') throw invalidArgument('subscribe: handler must be a function');
@@ -1028,6 +1045,7 @@ export class Bus {
    * of `subjects` with its default export `(event, ctx) => result` (lib/bus/worker-pool.ts).
    */
   workers(moduleUrl: string | URL, opts: WorkerPoolOptions): Promise<WorkerPool> {
+    if (this.#cluster !== undefined) return this.#cluster.workers();
     if (this.#closed) return Promise.reject(new MyelinError('ERR_BUS_CLOSED', 'workers: the bus is closed'));
     const host: PoolHost = {
       histogramId: this.#hist.id,
@@ -1066,6 +1084,7 @@ export class Bus {
    * `undefined`, or rejects with ERR_HANDLER_FAILED if one of them failed (lib/bus/reply.ts).
    */
   request<T = unknown>(subject: string, data?: unknown, opts?: PublishOptions & { timeoutMs?: number; signal?: AbortSignal }): Promise<T> {
+    if (this.#cluster !== undefined) return this.#cluster.request<T>(subject, data, opts);
     let route: Route;
     let parsed: ParsedPublish;
     let timeoutMs: number;
@@ -1118,6 +1137,7 @@ export class Bus {
 
   /** Resolves when every queued event has been delivered and every delivery settled. */
   drain(): Promise<void> {
+    if (this.#cluster !== undefined) return this.#cluster.drain();
     if (this.#idle()) return Promise.resolve();
     return new Promise((resolve) => this.#drainWaiters.push(resolve));
   }
@@ -1137,6 +1157,7 @@ export class Bus {
   /** Stops accepting events (ERR_BUS_CLOSED), delivers what is queued, then ends every
    * subscription. Idempotent: later calls return the same promise. */
   close(): Promise<void> {
+    if (this.#cluster !== undefined) return this.#cluster.close();
     if (this.#closing) return this.#closing;
     this.#closed = true;
     // publishAsync calls waiting for room can never be accepted now: release them
@@ -1154,10 +1175,26 @@ export class Bus {
   }
 
   get closed(): boolean {
-    return this.#closed;
+    return this.#cluster !== undefined ? this.#cluster.closed : this.#closed;
   }
 
-  stats(): BusStats {
+  /**
+   * Resolves once the bus can carry events: at once in memory; on a cluster transport
+   * once connected (rejects with ERR_TRANSPORT_UNAVAILABLE when the engine could not be
+   * reached within connectTimeoutMs). Publishing before then is fine: events wait in
+   * the outbox.
+   */
+  get ready(): Promise<void> {
+    return this.#cluster !== undefined ? this.#cluster.ready : Promise.resolve();
+  }
+
+  /** The cluster services (node registry, configuration, load signals); undefined in memory. */
+  get cluster(): ClusterHandle | undefined {
+    return this.#cluster?.cluster;
+  }
+
+  stats(): BusStats & { transport?: ClusterStats['transport'] } {
+    if (this.#cluster !== undefined) return this.#cluster.stats();
     const lanes = {} as BusStats['lanes'];
     let queued = 0;
     for (let l = 0; l < 4; l++) {

@@ -51,6 +51,18 @@ export class Subscription implements AsyncIterable<BusEvent> {
   /** A worker pool's publish-time path (lib/bus/worker-pool.ts #accept): takes an event
    * without an event object or a ticket; false sends it through the lanes instead. */
   direct: DirectFn | undefined;
+  /**
+   * Resolves once the subscription exists where events are routed: at once in memory;
+   * on a cluster transport, once the engine-side subscription (a durable consumer or
+   * consumer group for a queue group) exists (lib/cluster/cluster-bus.ts).
+   */
+  get ready(): Promise<void> {
+    return this.#ready;
+  }
+  set ready(p: Promise<void>) {
+    this.#ready = p;
+  }
+  #ready: Promise<void> = Promise.resolve();
   #drainWaiters: Array<() => void> = [];
   #detach: () => void;
   #iter: EventIterator | undefined;
