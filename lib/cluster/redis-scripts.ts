@@ -76,8 +76,10 @@ if not g then return {0, 3} end
 local added = si['entries-added']
 if not added then return {0, 1} end
 local last = g['last-delivered-id']
-local lag
-if g['entries-read'] then lag = added - g['entries-read'] elseif g['lag'] then lag = g['lag'] else return {0, 1} end
+-- Only the group's own read counter can tell trimmed-unread entries apart: Redis's
+-- estimate (lag without it) counts everything before the first entry as read.
+if not g['entries-read'] then return {0, 1} end
+local lag = added - g['entries-read']
 if lag <= 0 then return {0, 0} end
 local n = si['length']
 local present
@@ -88,6 +90,39 @@ else present = #redis.call('XRANGE', KEYS[1], '(' .. last, '+', 'COUNT', lag) en
 local lost = lag - present
 if lost > 0 then redis.call('XGROUP', 'SETID', KEYS[1], ARGV[1], last, 'ENTRIESREAD', added - present) end
 return {lost, 0}`;
+
+/**
+ * Creates a group with its read counter set (XGROUP CREATE ... ENTRIESREAD), so that the
+ * audit can count entries trimmed before the group read them: without it Redis 7 leaves
+ * the counter unset and estimates lag as if every trimmed entry had been read.
+ * KEYS: stream. ARGV: group, start id ('$', '0' or an id). Returns 1 created, 0 existed.
+ */
+const CREATE_GROUP = `
+local function map(a) local m = {} for i = 1, #a, 2 do m[a[i]] = a[i + 1] end return m end
+local function id(s) local d = string.find(s, '-', 1, true) if not d then return tonumber(s), 0 end return tonumber(string.sub(s, 1, d - 1)), tonumber(string.sub(s, d + 1)) end
+local function ge(a, b) local am, as = id(a) local bm, bs = id(b) return am > bm or (am == bm and as >= bs) end
+local from = ARGV[2]
+local read = nil
+local si = redis.pcall('XINFO', 'STREAM', KEYS[1])
+if type(si) == 'table' and si.err then
+  read = 0
+else
+  si = map(si)
+  local added = si['entries-added']
+  if added then
+    local first = si['first-entry']
+    if from == '$' or ge(from, si['last-generated-id']) then read = added
+    elseif not first or not ge(from, first[1]) then read = added - si['length'] end
+  end
+end
+local r
+if read then r = redis.pcall('XGROUP', 'CREATE', KEYS[1], ARGV[1], from, 'MKSTREAM', 'ENTRIESREAD', read)
+else r = redis.pcall('XGROUP', 'CREATE', KEYS[1], ARGV[1], from, 'MKSTREAM') end
+if type(r) == 'table' and r.err then
+  if string.sub(r.err, 1, 9) == 'BUSYGROUP' then return 0 end
+  return r
+end
+return 1`;
 
 /**
  * Refreshes (or removes, ARGV[3] = '1') one member of a group's member hash, with an
@@ -121,6 +156,7 @@ export interface ScriptedRedis extends Redis {
   myelinDedupeXadd(dedupeKey: string, stream: string, windowMs: number, maxLen: number, ...fields: (string | Buffer)[]): Promise<number>;
   myelinClaimBuffer(stream: string, group: string, consumer: string, minIdleMs: number, count: number): Promise<ClaimRow[]>;
   myelinAudit(stream: string, group: string, maxCount: number): Promise<[lost: number, status: number]>;
+  myelinCreateGroup(stream: string, group: string, from: string): Promise<number>;
   myelinHeartbeat(members: string, member: string, ttlMs: number, leave: '0' | '1'): Promise<string[]>;
   myelinPutConfig(key: string, json: string, channel: string, name: string): Promise<number>;
 }
@@ -129,6 +165,7 @@ export function defineScripts(r: Redis): ScriptedRedis {
   r.defineCommand('myelinDedupeXadd', { numberOfKeys: 2, lua: DEDUPE_XADD });
   r.defineCommand('myelinClaim', { numberOfKeys: 1, lua: CLAIM });
   r.defineCommand('myelinAudit', { numberOfKeys: 1, lua: AUDIT });
+  r.defineCommand('myelinCreateGroup', { numberOfKeys: 1, lua: CREATE_GROUP });
   r.defineCommand('myelinHeartbeat', { numberOfKeys: 1, lua: HEARTBEAT });
   r.defineCommand('myelinPutConfig', { numberOfKeys: 1, lua: PUT_CONFIG });
   return r as ScriptedRedis;

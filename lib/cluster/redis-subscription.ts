@@ -56,8 +56,6 @@ export class RedisSubscription implements EngineSubscription {
   #tokens: string[] = [];
   /** Stream -> the last id read (XREAD), or the last id delivered (group; where a lost group is recreated). */
   readonly #lastIds = new Map<string, string>();
-  /** Streams the group was created on. */
-  readonly #grouped = new Set<string>();
   #owned: number[] = [];
   /** Server time at subscribe, as a stream id: where a late-found stream starts. */
   #sinceId = '0-0';
@@ -65,6 +63,8 @@ export class RedisSubscription implements EngineSubscription {
   #loop: Promise<void> = Promise.resolve();
   #clientId: number | undefined;
   #closing: Promise<void> | undefined;
+  /** Reported once: the audit cannot count trimmed entries on some stream. */
+  #auditBlind = false;
 
   constructor(ctx: SubscriptionContext, spec: SubscribeSpec, sink: DeliverySink, member: string) {
     this.#ctx = ctx;
@@ -169,12 +169,7 @@ export class RedisSubscription implements EngineSubscription {
   }
 
   async #createGroup(stream: string, id: string): Promise<void> {
-    try {
-      await this.#ctx.main.call('XGROUP', 'CREATE', stream, this.group!, id, 'MKSTREAM');
-    } catch (err) {
-      if (!(err instanceof Error && err.message.startsWith('BUSYGROUP'))) throw err;
-    }
-    this.#grouped.add(stream);
+    await this.#ctx.main.myelinCreateGroup(stream, this.group!, id); // an existing group is left as it is
   }
 
   async #pollTokens(): Promise<void> {
@@ -382,5 +377,11 @@ export class RedisSubscription implements EngineSubscription {
     const [lost, status] = await this.#ctx.main.myelinAudit(stream, group, AUDIT_MAX_COUNT);
     if (status === 2 || status === 3) throw new MyelinError('ERR_TRANSPORT_UNAVAILABLE', `NOGROUP ${status === 2 ? 'stream' : 'group'} missing: ${group} on ${stream}`);
     if (lost > 0) this.#sink.lost(lost, 'trimmed unread by MAXLEN');
+    if (status === 1 && !this.#auditBlind) {
+      this.#auditBlind = true;
+      this.#sink.error(
+        new MyelinError('ERR_TRANSPORT_UNAVAILABLE', `Redis transport: group ${group} on ${stream} has no read counter (Redis < 7, or entries deleted with XDEL): entries MAXLEN trims before the group reads them cannot be counted`),
+      );
+    }
   }
 }

@@ -86,7 +86,7 @@ export function out(subject: string, text: string, extra: Partial<OutMessage> = 
 /** A unique prefix and the transports made under it; `cleanup` closes them and deletes every key under the prefix. */
 export class Scope {
   readonly prefix = `myelin-test-${randomUUID().slice(0, 8)}`;
-  readonly admin = new Redis(REDIS_URL, { lazyConnect: false, maxRetriesPerRequest: 2 });
+  readonly admin = new Redis(REDIS_URL, { lazyConnect: false, maxRetriesPerRequest: 2, protocol: 2 });
   readonly transports: RedisTransport[] = [];
 
   async transport(opts: Partial<RedisTransportOptions> = {}, node = `n${this.transports.length + 1}`): Promise<RedisTransport> {

@@ -98,7 +98,7 @@ describe('Redis transport: sending and plain subscriptions', () => {
     const t = await scope.transport({ partitions: 2 });
     const res = await Promise.all(Array.from({ length: 500 }, (_, i) => t.send(out('burst.x', `b${i}`), 10_000)));
     expect(res.every((r) => r.stored && !r.duplicate)).toBe(true);
-    const lens = await Promise.all([0, 1].map((p) => scope.admin.xlen(`${scope.prefix}:s:burst:${p}`)));
+    const lens = await Promise.all([0, 1].map((p) => scope!.admin.xlen(`${scope!.prefix}:s:burst:${p}`)));
     expect(lens[0] + lens[1]).toBe(500);
     expect(lens[0]).toBe(250); // no key: round robin
   });
@@ -116,7 +116,7 @@ describe('Redis transport: dedupe', () => {
     await t.send(out('dd.x', 'b', { id: 'gen-1' }), 5000);
     await t.send(out('dd.x', 'b', { id: 'gen-1' }), 5000);
     expect(await scope.admin.xlen(stream)).toBe(3);
-    await waitFor(async () => (await scope.admin.exists(`${scope.prefix}:d:p1-1`)) === 0, 'the dedupe window to pass');
+    await waitFor(async () => (await scope!.admin.exists(`${scope!.prefix}:d:p1-1`)) === 0, 'the dedupe window to pass');
     expect(await t.send(out('dd.x', 'a', { id: 'p1-1', userId: true }), 5000)).toEqual({ duplicate: false, stored: true });
     expect(await scope.admin.xlen(stream)).toBe(4);
   });
