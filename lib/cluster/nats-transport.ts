@@ -18,7 +18,8 @@
 import { hostname } from 'node:os';
 import { AckPolicy, DeliverPolicy, type JetStreamManager, type JsMsg, jetstream, type JetStreamClient, jetstreamManager, RetentionPolicy, StorageType } from '@nats-io/jetstream';
 import { type KV, Kvm } from '@nats-io/kv';
-import { connect, headers as natsHeaders, type Msg, type MsgHdrs, type NatsConnection, type Subscription as NatsSub } from '@nats-io/transport-node';
+import { headers as natsHeaders, type Msg, type MsgHdrs, type NatsConnection, type Subscription as NatsSub } from '@nats-io/nats-core';
+import { connect } from '@nats-io/transport-node';
 import { MyelinError } from '../errors.js';
 import type { ResolvedNats } from './options.js';
 import {
@@ -153,18 +154,19 @@ export class NatsTransport implements Transport {
     } catch (err) {
       throw unavailable(`NATS transport: cannot reach ${this.#o.servers.join(', ')} within ${deadlineMs} ms (${(err as Error).message})`, err);
     }
+    const nc = this.#nc as NatsConnection;
     this.#connected = true;
-    void this.#watchStatus(this.#nc);
+    void this.#watchStatus(nc);
     if (this.#o.stream !== false) {
-      this.#js = jetstream(this.#nc, { timeout: this.#o.ackTimeoutMs });
+      this.#js = jetstream(nc, { timeout: this.#o.ackTimeoutMs });
       try {
-        this.#jsm = await jetstreamManager(this.#nc, { timeout: deadlineMs });
+        this.#jsm = await jetstreamManager(nc, { timeout: deadlineMs });
       } catch (err) {
-        await this.#nc.close();
+        await nc.close();
         throw unavailable(`NATS transport: JetStream is not enabled on ${this.#o.servers.join(', ')} (start nats-server with -js, or set transport.stream: false for core NATS only)`, err);
       }
       await this.#refreshFilters();
-      this.#followStream(this.#nc, this.#o.stream);
+      this.#followStream(nc, this.#o.stream);
     }
   }
 
