@@ -851,8 +851,15 @@ class ClusterConsumer implements DeliverySink {
     if (this.inFlight === 0) this.#bus.consumerEnded(this);
   }
 
+  /**
+   * Unsubscribes and waits for the deliveries taken to settle, at most the ack-wait:
+   * a handler that never settles must not hold close() forever, and its event, never
+   * acknowledged, goes to another member after the ack-wait anyway.
+   */
   async close(): Promise<void> {
-    await this.sub.drain();
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.sub.drain(), new Promise<void>((r) => (timer = setTimeout(r, this.#spec.ackWaitMs)))]);
+    clearTimeout(timer);
     this.stop();
   }
 
