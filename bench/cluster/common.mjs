@@ -208,12 +208,18 @@ export async function windowed(n, window, send) {
 /**
  * A myelin Bus on a transport, or undefined (with a skip line) when this build has no
  * such transport or it cannot connect: the raw rows still run.
+ *
+ * capacity 16,384: publishAsync's ackTimeoutMs (5 s) runs from the moment the outbox
+ * accepts the event, queueing included, so an outbox deeper than ~5 s of engine
+ * throughput (65,536 at 12 K/s under load) fails healthy publishes as fate-unknown.
+ * The raw anchors keep 1,000 outstanding; 16,384 is still far more than the engine
+ * window needs.
  */
 export async function openBus(transport, scenario, extra = {}) {
   let bus;
   try {
     const { Bus } = await import('../../dist/esm/index.js');
-    bus = new Bus({ capacity: 65536, ...extra, transport });
+    bus = new Bus({ capacity: 16384, ...extra, transport });
     if (!bus.ready || typeof bus.ready.then !== 'function') throw new Error('this build of Bus has no transport option (bus.ready missing)');
     await bus.ready;
     return bus;

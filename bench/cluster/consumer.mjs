@@ -117,7 +117,7 @@ try {
     };
   } else if (mode === 'myelin') {
     const { Bus } = await import('../../dist/esm/index.js');
-    const bus = new Bus({ capacity: cfg.capacity ?? 65536, transport: cfg.transport });
+    const bus = new Bus({ capacity: cfg.capacity ?? 16384, transport: cfg.transport });
     await bus.ready;
     const never = new Promise(() => {});
     let held = 0;
