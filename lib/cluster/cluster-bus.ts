@@ -30,6 +30,7 @@ import { MyelinError, invalidArgument } from '../errors.js';
 import { HistogramRecorder } from '../internal/histogram.js';
 import type { MetricsSink } from '../internal/metrics-sink.js';
 import { native, packageRoot, type NativeHistogram } from '../internal/native.js';
+import { BusMetrics, MAX_PREFIXES, StageSamples } from '../bus/bus-metrics.js';
 import { checkOptions, checkSubject, describeType, parsePublishOptions, PRIORITIES, type ParsedPublish } from '../bus/options.js';
 import { type Handler, Subscription } from '../bus/subscription.js';
 import type { BatchItem, BusEvent, BusStats, Overflow, PublishOptions, SubscribeOptions } from '../bus/types.js';
@@ -193,6 +194,10 @@ export class ClusterBus {
   #elu = performance.eventLoopUtilization();
   #lastBeat = { at: performance.now(), published: 0 };
   readonly #metrics: ClusterMetrics | undefined;
+  /** The bus's own series (the same as an in-memory bus's: KPIs and dashboards read them). */
+  readonly #busMetrics: BusMetrics | undefined;
+  readonly #lanePublished = [0, 0, 0, 0];
+  readonly #laneDropped = [0, 0, 0, 0];
   readonly cluster: ClusterHandle;
 
   constructor(transport: unknown, capacity: number, overflow: Overflow, metrics: MetricsSink | undefined) {
@@ -250,7 +255,16 @@ export class ClusterBus {
       signals: () => this.#afterConnect(() => this.#t.signals()),
       durability: () => this.#afterConnect(() => this.#t.durability()),
     };
-    if (metrics !== undefined) this.#metrics = new ClusterMetrics(metrics, () => this.stats(), () => this.#t.signals());
+    if (metrics !== undefined) {
+      this.#metrics = new ClusterMetrics(metrics, () => this.stats(), () => this.#t.signals());
+      const none = new Array<number>(MAX_PREFIXES + 1).fill(0);
+      this.#busMetrics = new BusMetrics(metrics, {
+        stats: () => this.stats(),
+        prefixes: { names: [], published: none, dropped: none, failed: none },
+        stages: new StageSamples(),
+        pools: () => [],
+      });
+    }
   }
 
   /** Resolves once connected; rejects with ERR_TRANSPORT_UNAVAILABLE when the engine could not be reached in time. */
@@ -390,18 +404,23 @@ export class ClusterBus {
           throw new MyelinError('ERR_BUS_FULL', `${where}('${msg.subject}'): the outbox is full (${this.#capacity} events not yet acknowledged by the engine)`);
         case 'drop-newest':
           this.#published++;
+          this.#lanePublished[msg.lane]++;
           this.#dropped++;
+          this.#laneDropped[msg.lane]++;
           return false;
         case 'drop-oldest':
           if (!this.#dropOldest()) {
             this.#published++;
+            this.#lanePublished[msg.lane]++;
             this.#dropped++;
+            this.#laneDropped[msg.lane]++;
             return false;
           }
           break;
       }
     }
     this.#published++;
+    this.#lanePublished[msg.lane]++;
     this.#waiting++;
     const e: Entry = { msg, seq: ++this.#order, done, retry: done === undefined, state: 0, timer: undefined };
     if (done !== undefined) {
@@ -421,6 +440,7 @@ export class ClusterBus {
         if (e.state !== 0) continue;
         this.#finish(e, new MyelinError('ERR_BUS_FULL', `'${e.msg.subject}' was dropped from the full outbox (drop-oldest)`));
         this.#dropped++;
+        this.#laneDropped[e.msg.lane]++;
         return true;
       }
     }
@@ -533,6 +553,7 @@ export class ClusterBus {
   /** Sends a dead letter; `then` runs once the engine has it (retried until it does, or the bus closes hard). */
   sendInternal(msg: OutMessage, then: (err: unknown) => void): void {
     this.#published++;
+    this.#lanePublished[msg.lane]++;
     this.#waiting++;
     const e: Entry = { msg, seq: ++this.#order, done: then, retry: true, state: 0, timer: undefined };
     this.#queue.push(e);
@@ -717,10 +738,11 @@ export class ClusterBus {
       this.#retryTimer = undefined;
       this.#failOutbox(new MyelinError('ERR_BUS_CLOSED', 'the bus closed before the engine acknowledged this event; its fate is unknown'));
       for (const end of [...this.#watches]) end();
+      await this.#metrics?.close(); // while the groups still exist: their last lag
       await Promise.all([...this.#consumers].map((c) => c.close()));
       if (this.#heartbeat !== undefined) clearInterval(this.#heartbeat);
       if (this.#failure === undefined) await this.#t.withdraw(this.#node).catch((e: unknown) => this.#error(e));
-      this.#metrics?.close();
+      this.#busMetrics?.close();
       await this.#t.close().catch((e: unknown) => this.#error(e));
       this.#latency.close();
       this.#hist.close();
@@ -741,9 +763,11 @@ export class ClusterBus {
       queued += c.buffered;
       if (!c.sub.closed) subscriptions++;
     }
+    // Per priority: published and dropped. A cluster bus has no local lanes (its outbox
+    // is one FIFO, transport.outbox; the subscriptions' backlog is `queued`), so a
+    // lane's queued is 0.
     const lanes = {} as BusStats['lanes'];
-    for (const p of PRIORITIES) lanes[p] = { published: 0, queued: 0, dropped: 0, capacity: this.#capacity };
-    lanes.normal = { published: this.#published, queued: this.#outstanding(), dropped: this.#dropped, capacity: this.#capacity };
+    for (let l = 0; l < 4; l++) lanes[PRIORITIES[l]] = { published: this.#lanePublished[l], queued: 0, dropped: this.#laneDropped[l], capacity: this.#capacity };
     let latencyUs = { p50: 0, p99: 0, p999: 0, max: 0, count: 0 };
     if (!this.#closing) {
       const s = this.#hist.snapshot();

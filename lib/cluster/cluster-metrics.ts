@@ -90,8 +90,9 @@ export class ClusterMetrics {
     }
   }
 
-  close(): void {
+  /** Stops the timer after a last flush (before the transport closes: it asks the engine). */
+  async close(): Promise<void> {
     clearInterval(this.#timer);
-    void this.flush();
+    await this.flush();
   }
 }

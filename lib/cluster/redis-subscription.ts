@@ -43,6 +43,8 @@ export class RedisSubscription implements EngineSubscription {
   /** The group name (`queue|pattern`), undefined without a queue. */
   readonly group: string | undefined;
   readonly pattern: string;
+  /** The queue name the caller gave (the group's name in metrics and signals). */
+  readonly queue: string | undefined;
 
   readonly #ctx: SubscriptionContext;
   readonly #spec: SubscribeSpec;
@@ -72,6 +74,7 @@ export class RedisSubscription implements EngineSubscription {
     this.#sink = sink;
     this.#member = member;
     this.pattern = spec.pattern;
+    this.queue = spec.queue;
     this.group = spec.queue === undefined ? undefined : `${spec.queue}|${spec.pattern}`;
     this.#matches = subjectMatcher(spec.pattern);
     const t = firstToken(spec.pattern);

@@ -372,7 +372,7 @@ export class RedisTransport implements Transport {
           pending += Number(m.get('pending') ?? 0);
         }
       }
-      out.push({ group, pattern: sub.pattern, lag, pending, redelivered: this.#claims.get(group) ?? 0 });
+      out.push({ group: sub.queue ?? group, pattern: sub.pattern, lag, pending, redelivered: this.#claims.get(group) ?? 0 });
     }
     return out;
   }

@@ -44,6 +44,7 @@ import { type WebhookDeliveryOptions, deliverWebhook, webhookPayload } from './w
  * | queued         | bus_events_queued{priority}                   | gauge     | lib/bus/bus-metrics.ts       |
  * | cache          | ai_cache_total{result=hit,miss,shared}        | counter   | lib/ai/client/client-metrics.ts |
  * | autoscale      | autoscale_desired_replicas                    | gauge     | actions.ts (autoscale action)|
+ * | lag            | bus_cluster_consumer_lag{group}               | gauge     | lib/cluster/cluster-metrics.ts |
  */
 export const KPI_SERIES = {
   cpu: 'system_cpu_utilization_ratio',
@@ -57,6 +58,7 @@ export const KPI_SERIES = {
   queued: 'bus_events_queued',
   cache: 'ai_cache_total',
   autoscale: 'autoscale_desired_replicas',
+  lag: 'bus_cluster_consumer_lag',
 } as const;
 
 /** The seed's KPIs as rules (shared/API.md "Metrics": on unless `defaultRules: false`). */
@@ -71,6 +73,9 @@ export function defaultRules(prefix = 'myelin_'): AlertRule[] {
     { name: 'latency-p99-high', when: { metric: n('busLatency'), labels: { quantile: '0.99' }, above: 1 }, for: '30s', severity: 'critical' },
     { name: 'error-rate-high', when: { metric: n('failed'), per: [n('failed'), n('delivered')], rateOverMs: 60_000, above: 0.001 }, for: '1m', severity: 'warning' },
     { name: 'queue-depth-high', when: { metric: n('queued'), above: 100 }, for: '30s', severity: 'warning' },
+    // A queue group on a cluster transport falling behind: the scale-out signal (give
+    // the rule an autoscale action to ask for replicas).
+    { name: 'consumer-lag-high', when: { metric: n('lag'), above: 10_000 }, for: '1m', severity: 'warning' },
     { name: 'cache-hit-rate-low', when: { metric: n('cache'), labels: { result: 'hit' }, per: n('cache'), rateOverMs: 300_000, below: 0.9 }, for: '5m', severity: 'info' },
     { name: 'throughput-off-trend', when: { metric: n('published'), rateOverMs: 60_000, trend: { windowMs: 600_000, tolerance: 0.1, minRate: 1 } }, for: '1m', severity: 'info' },
   ];

@@ -12,6 +12,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { Bus } from '../../lib/bus/bus.js';
 import type { BusEvent } from '../../lib/bus/types.js';
 import { MyelinError } from '../../lib/errors.js';
+import { Metrics } from '../../lib/metrics/metrics.js';
 
 const NATS = 'nats://127.0.0.1:4222';
 const REDIS = 'redis://127.0.0.1:6379';
@@ -275,6 +276,26 @@ describe.each<Kind>(['nats', 'redis'])('cluster bus on %s', (kind) => {
     expect(d.notes.length).toBeGreaterThan(0);
     expect(typeof d.storage).toBe('string');
     await until(() => bus.stats().transport?.durability !== undefined, 'durability in stats');
+  });
+
+  it('records the bus series and the cluster series (lag per group) through a Metrics sink', async () => {
+    const metrics = new Metrics({});
+    const t = transport(kind);
+    const bus = new Bus({ transport: t, metrics });
+    const s = `mx${uid()}`;
+    const sub = bus.subscribe(`${s}.e`, () => {}, { queue: 'billing' });
+    await sub.ready;
+    for (let i = 0; i < 20; i++) await bus.publishAsync(`${s}.e`, i);
+    await bus.drain();
+    await until(() => bus.stats().delivered === 20, 'the deliveries');
+    await bus.close(); // the last flush
+    await sleep(50);
+    const text = (await metrics.expose()).body.toString();
+    metrics.close();
+    expect(text).toMatch(/myelin_bus_events_published_total\{priority="normal"\} 20/);
+    expect(text).toMatch(/myelin_bus_events_delivered_total 20/);
+    expect(text).toMatch(/myelin_bus_cluster_acked_total 20/);
+    expect(text).toMatch(/myelin_bus_cluster_consumer_lag\{group="billing"\} 0/);
   });
 
   it('rejects bad input with ERR_INVALID_ARGUMENT and keeps working', async () => {

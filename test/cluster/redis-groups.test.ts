@@ -39,7 +39,7 @@ describe('Redis transport: queue groups', () => {
     expect(sb.got.length).toBeGreaterThan(0);
     expect([...sa.errors, ...sb.errors]).toEqual([]);
     const signals = await a.signals();
-    expect(signals).toEqual([{ group: 'workers|split.>', pattern: 'split.>', lag: 0, pending: 0, redelivered: 0 }]);
+    expect(signals).toEqual([{ group: 'workers', pattern: 'split.>', lag: 0, pending: 0, redelivered: 0 }]);
   });
 
   it('three members with keyed events: per-key order holds and each partition has one reader', async () => {
