@@ -5,7 +5,8 @@
 // unpaced. Prints progress, then one report per transport; exits 1 if anything
 // acknowledged was lost or something unexpected was read.
 //
-//   node scripts/cluster-check.mjs [nats|redis|all] [--events 1000000] [--rate 0] [--json]
+//   node scripts/cluster-check.mjs [nats|redis|all] [--events 1000000] [--rate 0]
+//                                  [--faults kill,stop,broker|none] [--json]
 // (dist/ must be built: the consumer and producer processes load the package from it.)
 import { register } from 'node:module';
 
@@ -18,18 +19,21 @@ const flag = (name, dflt) => {
   const i = args.indexOf(`--${name}`);
   return i >= 0 ? Number(args[i + 1]) : dflt;
 };
-const which = args.find((a) => !a.startsWith('--') && !/^\d+$/.test(a)) ?? 'all';
+const which = args.find((a, i) => !a.startsWith('--') && !args[i - 1]?.startsWith('--')) ?? 'all';
 const kinds = which === 'all' ? ['nats', 'redis'] : [which];
 const events = flag('events', Number(process.env.MYELIN_CHECK_EVENTS ?? 1_000_000));
 const rate = flag('rate', 0);
+const fi = args.indexOf('--faults');
+const faultList = fi >= 0 ? String(args[fi + 1]).split(',') : ['kill', 'stop', 'broker'];
+const faults = { killConsumer: faultList.includes('kill'), stopConsumer: faultList.includes('stop'), restartBroker: faultList.includes('broker') };
 const log = (s) => process.stderr.write(`[cluster-check ${new Date().toISOString().slice(11, 19)}] ${s}\n`);
 
 let bad = false;
 const out = [];
 for (const kind of kinds) {
-  log(`${kind}: ${events} events, rate ${rate || 'unpaced'}`);
+  log(`${kind}: ${events} events, rate ${rate || 'unpaced'}, faults ${faultList.join(',')}`);
   const t = Date.now();
-  const r = await runQueueCheck({ kind, events, rate, ackWaitMs: 2000, healDeadlineMs: 300_000, log });
+  const r = await runQueueCheck({ kind, events, rate, faults, ackWaitMs: 2000, healDeadlineMs: 300_000, log });
   out.push({ ...r, wallMs: Date.now() - t });
   if (r.report.lost > 0 || r.report.unexpected > 0 || !r.healed) bad = true;
 }
