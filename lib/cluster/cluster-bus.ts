@@ -21,7 +21,8 @@
 // (its consumers died or stalled past the ack-wait) is dead-lettered on arrival.
 //
 // Accounting: published = acknowledged + queued (outbox) + in flight to the engine +
-// unknown (publishAsync rejections and sends abandoned at close) + dropped (overflow).
+// unknown (sent, no acknowledgement by publishAsync's deadline or by close) + dropped
+// (overflow policy, or a publishAsync whose deadline passed before it was sent).
 import { hostname } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { readFileSync } from 'node:fs';
@@ -210,8 +211,9 @@ export class ClusterBus {
     this.#latency = new HistogramRecorder(this.#hist);
     this.#connecting = this.#t.connect(this.#o.connectTimeoutMs).then(
       () => {
-        if (this.#closed) return;
+        this.#up = true;
         this.#pump();
+        if (this.#closed) return;
         this.#beat();
         this.#heartbeat = setInterval(() => this.#beat(), this.#o.heartbeatMs);
         this.#heartbeat.unref();
@@ -447,11 +449,22 @@ export class ClusterBus {
     return false;
   }
 
-  /** A publishAsync deadline passed: reject now; the send, if in flight, may still land (fate unknown). */
+  /**
+   * A publishAsync deadline passed. Still in the outbox: it is taken out, never sent
+   * (counted dropped, and the error says so). Sent: its fate is unknown (the engine may
+   * have stored it; counted unknown); a late acknowledgement still counts as acked.
+   */
   #expire(e: Entry): void {
     if (e.state === 2) return;
+    const kind = this.#t.kind;
+    if (e.state === 0) {
+      this.#dropped++;
+      this.#laneDropped[e.msg.lane]++;
+      this.#finish(e, new MyelinError('ERR_TRANSPORT_UNAVAILABLE', `publishAsync('${e.msg.subject}'): not sent within ${this.#o.ackTimeoutMs} ms (the ${kind} engine did not acknowledge the ${this.#outstanding() - 1} events ahead of it in time); it was taken out of the outbox`));
+      return;
+    }
     this.#unknown++;
-    this.#finish(e, new MyelinError('ERR_TRANSPORT_UNAVAILABLE', `publishAsync('${e.msg.subject}'): no acknowledgement from the ${this.#t.kind} engine within ${this.#o.ackTimeoutMs} ms; the event's fate is unknown`));
+    this.#finish(e, new MyelinError('ERR_TRANSPORT_UNAVAILABLE', `publishAsync('${e.msg.subject}'): no acknowledgement from the ${kind} engine within ${this.#o.ackTimeoutMs} ms; the event's fate is unknown`));
   }
 
   /** Ends an entry once: reports to its caller, frees its outbox slot (a sent entry's slot is #sending's, freed by its send callback). */
@@ -476,7 +489,7 @@ export class ClusterBus {
 
   /** Sends waiting entries, retries first (oldest first), while the window has room. */
   #pump(): void {
-    if (this.#failure !== undefined || this.#retryTimer !== undefined) return;
+    if (!this.#up || this.#failure !== undefined || this.#retryTimer !== undefined) return;
     while (this.#sending < WINDOW) {
       let e: Entry | undefined;
       if (this.#retry.length > 0) e = this.#retry.shift();
@@ -507,7 +520,7 @@ export class ClusterBus {
           this.#sendFailures++;
           this.#error(err);
           if (e.state === 1) {
-            if (e.retry && !this.#closedHard) {
+            if (e.retry && !this.#closedHard && this.#failure === undefined) {
               // Sent again after a backoff, with the same id: the engine stores it once.
               e.state = 0;
               this.#waiting++;
@@ -534,11 +547,13 @@ export class ClusterBus {
     }, this.#backoff);
   }
 
+  /** Ends every event not yet sent (connect failed, or close gave up): never sent, so counted dropped. */
   #failOutbox(err: MyelinError): void {
     for (const list of [this.#retry, this.#queue]) {
       for (const e of list) {
-        if (e.state === 2) continue;
-        this.#unknown++;
+        if (e.state !== 0) continue;
+        this.#dropped++;
+        this.#laneDropped[e.msg.lane]++;
         this.#finish(e, err);
       }
     }
@@ -715,6 +730,8 @@ export class ClusterBus {
   }
 
   #closedHard = false;
+  /** Connected once: sends start (before that, events wait in the outbox). */
+  #up = false;
 
   /**
    * Stops accepting events, waits for the outbox to be acknowledged (at most
