@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { AIClient } from '../lib/ai/client/ai-client.js';
 import { UpstreamSimulator } from '../lib/ai/simulator/index.js';
-import { type Env, loadServeConfig, ollamaURLFrom, parseServeConfig, readServeConfigFile } from '../lib/cli/serve-config.js';
+import { type Env, loadServeConfig, ollamaURLFrom, parseClusterEntry, parseServeConfig, readServeConfigFile, resolveAISection } from '../lib/cli/serve-config.js';
 import { discoverProviders, type Discovered } from '../lib/cli/serve-providers.js';
 import { MyelinError } from '../lib/errors.js';
 
@@ -140,7 +140,7 @@ describe('serve config: the schema', () => {
 
   it('rejects unknown keys at every level, naming the known ones and a near match', () => {
     expect(lines(configError(() => parseServeConfig({ prot: 80 })))).toEqual([
-      "prot: unknown key; did you mean 'port'? (known: port, host, ioThreads, io, maxPayloadBytes, maxConnections, auth, bus, ai, simulator)",
+      "prot: unknown key; did you mean 'port'? (known: port, host, ioThreads, io, maxPayloadBytes, maxConnections, auth, bus, ai, cluster, simulator)",
     ]);
     expect(lines(configError(() => parseServeConfig({ ai: { retries: {} } })))[0]).toMatch(/^ai\.retries: unknown key; did you mean 'retry'\? \(known: providers, models, retry,/);
     expect(lines(configError(() => parseServeConfig({ ai: { providers: [{ name: 'x', kind: 'openai', api_key: 'k' }] } })))).toEqual([
@@ -149,7 +149,47 @@ describe('serve config: the schema', () => {
     expect(lines(configError(() => parseServeConfig({ ai: { models: { f: { targets: ['a/b'], hegdeAfterMs: 1 } } } })))).toEqual([
       "ai.models.f.hegdeAfterMs: unknown key; did you mean 'hedgeAfterMs'? (known: strategy, targets, hedgeAfterMs)",
     ]);
-    expect(lines(configError(() => parseServeConfig({ bus: { transport: 'nats' } })))).toEqual(['bus.transport: unknown key (known: capacity, overflow)']);
+    expect(lines(configError(() => parseServeConfig({ bus: { transport: 'nats' } })))).toEqual([
+      'bus.transport: expected { kind: \'nats\', servers } or { kind: \'redis\', url }, got "nats"',
+    ]);
+  });
+
+  it('bus.transport and cluster: the kind and the engine URL checked here, the rest passed through; env overrides', () => {
+    expect(lines(configError(() => parseServeConfig({ bus: { transport: { kind: 'kafka' } } })))).toEqual(["bus.transport.kind: expected one of 'nats', 'redis', got \"kafka\""]);
+    // A Redis URL may carry a password: never quoted.
+    expect(lines(configError(() => parseServeConfig({ bus: { transport: { kind: 'redis', url: 'http://:secret@x' } } })))).toEqual(['bus.transport.url: expected a redis:// or rediss:// URL']);
+    expect(lines(configError(() => parseServeConfig({ bus: { transport: { kind: 'nats', servers: [], stream: 'a b' } }, cluster: { config: 'a b', pollMs: 5 } }))).sort()).toEqual([
+      "bus.transport.servers: expected a non-empty array of nats:// URLs",
+      "bus.transport.stream: expected a JetStream stream name (letters, digits, '_', '-'), got \"a b\"",
+      "cluster.config: expected a name of 1 to 128 letters, digits, '_' or '-', got \"a b\"",
+      'cluster.pollMs: expected an integer from 100 to 3600000, got 5',
+    ]);
+    // Other fields are the bus's to check.
+    expect(parseServeConfig({ bus: { transport: { kind: 'nats', servers: 'nats://h:4222', stream: false, ackTimeoutMs: 'x' } } }).bus?.transport).toEqual({
+      kind: 'nats', servers: 'nats://h:4222', stream: false, ackTimeoutMs: 'x',
+    });
+    const cwd = mkdtempSync(join(tmpdir(), 'myelin-cfg-'));
+    expect(loadServeConfig({ cwd, env: { MYELIN_BUS_TRANSPORT: 'nats://a:1, nats://b:2', MYELIN_CLUSTER_CONFIG: 'prod-ai' } })).toMatchObject({
+      bus: { transport: { kind: 'nats', servers: ['nats://a:1', 'nats://b:2'] } },
+      cluster: { config: 'prod-ai' },
+    });
+    writeFileSync(join(cwd, 'myelin.config.json'), JSON.stringify({ bus: { transport: { kind: 'redis', url: 'redis://old:6379', prefix: 'p1' } } }));
+    // The same engine: only the URL changes; the file's other settings stay.
+    expect(loadServeConfig({ cwd, env: { MYELIN_BUS_TRANSPORT: 'redis://new:6379' } }).bus.transport).toEqual({ kind: 'redis', url: 'redis://new:6379', prefix: 'p1' });
+    expect(loadServeConfig({ cwd, env: { MYELIN_BUS_TRANSPORT: 'nats://n:4222' } }).bus.transport).toEqual({ kind: 'nats', servers: 'nats://n:4222' });
+    expect(lines(configError(() => loadServeConfig({ cwd, env: { MYELIN_BUS_TRANSPORT: 'http://:pw@x' } })))).toEqual([
+      'MYELIN_BUS_TRANSPORT: expected a nats:// URL (or a comma-separated list of them) or a redis:// URL',
+    ]);
+  });
+
+  it('a cluster entry: the ai schema, keys from this node\'s environment', () => {
+    expect(lines(configError(() => parseClusterEntry({ ai: { models: { a: 'nope' } }, port: 1 }))).sort()).toEqual([
+      "ai.models.a: expected a 'provider/model' string, got \"nope\"",
+      'port: unknown key (known: ai)',
+    ]);
+    const entry = parseClusterEntry({ ai: { providers: [{ name: 'p', kind: 'openai', apiKeyEnv: 'P_KEY' }], models: { a: 'p/m' } } });
+    expect(resolveAISection(entry.ai, { P_KEY: 'k1' }).ai.providers).toEqual([{ name: 'p', kind: 'openai', apiKey: 'k1' }]);
+    expect(lines(configError(() => resolveAISection(entry.ai, {})))).toEqual(['ai.providers[0].apiKeyEnv: environment variable P_KEY is empty or unset']);
   });
 
   it('lists every problem at once, one per line', () => {
@@ -158,7 +198,7 @@ describe('serve config: the schema', () => {
       [
         'port: expected an integer from 0 to 65535, got "80a"',
         "io: expected one of 'auto', 'epoll', 'io_uring', got \"x\"",
-        'zzz: unknown key (known: port, host, ioThreads, io, maxPayloadBytes, maxConnections, auth, bus, ai, simulator)',
+        'zzz: unknown key (known: port, host, ioThreads, io, maxPayloadBytes, maxConnections, auth, bus, ai, cluster, simulator)',
         'bus.capacity: expected an integer from 1 to 1073741824, got 0',
       ].sort(),
     );

@@ -9,6 +9,9 @@ const USAGE = `usage:
   myelin bench [core|bus|ai|gateway|metrics|cluster|all] [--json]   benchmarks against their anchors, a table at the end
   myelin report [--url http://127.0.0.1:8080] [--from -1h] [--to now] [--out report.html]
                                      a self-contained HTML performance report from a running gateway's metrics history
+  myelin config put NAME FILE.json --transport nats://host:4222|redis://host:6379
+                                     store a new version of a cluster configuration entry (the ai section);
+                                     every serve with cluster.config NAME reloads it (--help for more)
   myelin simulate [--port 9100] [--latency-ms 200] [--tokens-per-s 80] [--error-rate 0.01] [--rpm 600] ...
                                      OpenAI/Anthropic/Ollama-compatible upstream simulator (--help for all flags)
   myelin help`;
@@ -29,6 +32,8 @@ export async function main(argv: string[]): Promise<number> {
       return (await import('./serve.js')).serveCommand(rest);
     case 'simulate':
       return simulateCommand(rest);
+    case 'config':
+      return (await import('./config-cmd.js')).configCommand(rest);
     case 'report':
       return (await import('./report.js')).reportCommand(rest);
     case undefined:

@@ -222,6 +222,84 @@ const aiSchema = z.strictObject({
     .optional(),
 });
 
+// ---- cluster ---------------------------------------------------------------------------
+
+/** A configuration entry's name in the cluster store (bus.cluster.getConfig's rule). */
+export const CONFIG_NAME_RE = /^[A-Za-z0-9_-]{1,128}$/;
+const configName = z.string({ error: expected("a name of 1 to 128 letters, digits, '_' or '-'") }).regex(CONFIG_NAME_RE, {
+  error: expected("a name of 1 to 128 letters, digits, '_' or '-'"),
+});
+
+/** A URL of one of `schemes`; never quoted (a URL may carry a password). */
+function schemeURL(schemes: readonly string[]) {
+  const what = `a ${schemes.map((s) => `${s}://`).join(' or ')} URL`;
+  return z.string({ error: expectedSecret(what) }).refine(
+    (s) => {
+      try {
+        return schemes.includes(new URL(s).protocol.slice(0, -1));
+      } catch {
+        return false;
+      }
+    },
+    { error: `expected ${what}` },
+  );
+}
+
+const NATS_SCHEMES = ['nats', 'tls', 'ws', 'wss'] as const;
+const REDIS_SCHEMES = ['redis', 'rediss'] as const;
+
+/**
+ * `bus.transport`: what `new Bus({ transport })` takes. The kind and the fields that
+ * locate the engine are checked here; the rest passes through to the bus, which checks
+ * every field (its ERR_INVALID_ARGUMENT is shown as a config error by serve).
+ */
+const transportSchema = either<{ kind: 'nats' | 'redis'; [k: string]: unknown }>("{ kind: 'nats', servers } or { kind: 'redis', url }", [
+  [
+    (v) => isObject(v) && (v as { kind?: unknown }).kind === 'nats',
+    z.looseObject({
+      kind: z.literal('nats'),
+      servers: either<string | string[]>('a nats:// URL or a non-empty array of them', [
+        [isString, schemeURL(NATS_SCHEMES)],
+        [Array.isArray, z.array(schemeURL(NATS_SCHEMES)).min(1, { error: 'expected a non-empty array of nats:// URLs' })],
+      ]),
+      stream: z
+        .unknown()
+        .pipe(
+          either<string | false>("a JetStream stream name (letters, digits, '_', '-') or false", [
+            [(v) => v === false, z.literal(false)],
+            [isString, z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, { error: expected("a JetStream stream name (letters, digits, '_', '-')") })],
+          ]),
+        )
+        .optional(),
+    }),
+  ],
+  [
+    (v) => isObject(v) && (v as { kind?: unknown }).kind === 'redis',
+    z.looseObject({
+      kind: z.literal('redis'),
+      url: schemeURL(REDIS_SCHEMES),
+      prefix: z.string({ error: expected('a non-empty key prefix') }).min(1, { error: expected('a non-empty key prefix') }).optional(),
+    }),
+  ],
+  [isObject, z.object({ kind: oneOf(['nats', 'redis']) })],
+]);
+
+/** The transport `MYELIN_BUS_TRANSPORT` names: the scheme picks the kind; NATS takes a comma-separated list. */
+export function transportFromURL(raw: string): { kind: 'nats'; servers: string | string[] } | { kind: 'redis'; url: string } | undefined {
+  const list = raw.split(',').map((s) => s.trim()).filter((s) => s !== '');
+  const scheme = /^([a-z]+):\/\//i.exec(list[0] ?? '')?.[1]?.toLowerCase();
+  if (scheme === 'redis' || scheme === 'rediss') return list.length === 1 ? { kind: 'redis', url: list[0] } : undefined;
+  if (scheme !== undefined && (NATS_SCHEMES as readonly string[]).includes(scheme)) return { kind: 'nats', servers: list.length === 1 ? list[0] : list };
+  return undefined;
+}
+
+const clusterSchema = z.strictObject({
+  /** The configuration entry (bus.cluster store) this node takes its `ai` section from, and follows. */
+  config: configName.optional(),
+  /** How often the entry is read for a new version, ms (default 1000). */
+  pollMs: intIn(100, 3_600_000).optional(),
+});
+
 const fields = {
   port: intIn(0, 65535),
   host: hostName,
@@ -248,9 +326,11 @@ export const serveConfigSchema = z.strictObject({
     .strictObject({
       capacity: intIn(1, 2 ** 30).optional(),
       overflow: oneOf(['wait', 'reject', 'drop-oldest', 'drop-newest']).optional(),
+      transport: transportSchema.optional(),
     })
     .optional(),
   ai: aiSchema.optional(),
+  cluster: clusterSchema.optional(),
   simulator: z
     .strictObject({
       latencyMs: numIn(0, TIMER_MAX_MS).optional(),
@@ -262,6 +342,22 @@ export const serveConfigSchema = z.strictObject({
 /** The config file as written (every key optional). */
 export type ServeConfigFile = z.infer<typeof serveConfigSchema>;
 
+/** The `ai` section, as written (file or cluster entry). */
+export type AISection = z.infer<typeof aiSchema>;
+
+/**
+ * A configuration entry in the cluster store (`myelin config put`, `cluster.config`):
+ * an `ai` section, with the same schema as the config file's.
+ */
+export const clusterEntrySchema = z.strictObject({
+  $schema: z.string().optional(),
+  ai: aiSchema,
+});
+
+export type ClusterEntry = z.infer<typeof clusterEntrySchema>;
+
+export type TransportOption = { kind: 'nats' | 'redis'; [k: string]: unknown };
+
 /** The configuration `serve` runs with: the file, env and flags merged over the defaults. */
 export interface ServeConfig {
   port: number;
@@ -272,17 +368,10 @@ export interface ServeConfig {
   maxConnections?: number;
   /** Empty means no auth. */
   tokens: string[];
-  bus: { capacity?: number; overflow?: 'wait' | 'reject' | 'drop-oldest' | 'drop-newest' };
-  ai: {
-    /** Configured providers (file and env); empty means "discover" (serve-providers.ts). */
-    providers: ProviderConfig[];
-    models: Record<string, ModelRoute | string>;
-    retry?: NonNullable<ServeConfigFile['ai']>['retry'];
-    breaker?: NonNullable<ServeConfigFile['ai']>['breaker'];
-    limits?: NonNullable<ServeConfigFile['ai']>['limits'];
-    cache?: NonNullable<ServeConfigFile['ai']>['cache'];
-    timeouts?: NonNullable<ServeConfigFile['ai']>['timeouts'];
-  };
+  bus: { capacity?: number; overflow?: 'wait' | 'reject' | 'drop-oldest' | 'drop-newest'; transport?: TransportOption };
+  /** Configuration sync: the entry `ai` comes from, and how often it is read. */
+  cluster: { config?: string; pollMs?: number };
+  ai: ResolvedAI;
   simulator: { latencyMs?: number; tokensPerS?: number };
   /** Where discovery looks for an OpenAI-compatible local server (OLLAMA_HOST, else 127.0.0.1:11434). */
   ollamaURL: string;
@@ -290,6 +379,18 @@ export interface ServeConfig {
   configFile?: string;
   /** Names (never values) of the environment variables that took effect, for the log. */
   envUsed: string[];
+}
+
+/** An `ai` section with keys from the environment resolved: what the AIClient is built from. */
+export interface ResolvedAI {
+  /** Configured providers (file and env); empty means "discover" (serve-providers.ts). */
+  providers: ProviderConfig[];
+  models: Record<string, ModelRoute | string>;
+  retry?: AISection['retry'];
+  breaker?: AISection['breaker'];
+  limits?: AISection['limits'];
+  cache?: AISection['cache'];
+  timeouts?: AISection['timeouts'];
 }
 
 // ---- issue formatting ------------------------------------------------------------------
@@ -429,15 +530,30 @@ export function parseServeConfig(value: unknown, source = 'config'): ServeConfig
   return r.data;
 }
 
+/** Validates a cluster configuration entry ({ ai }); throws ERR_INVALID_ARGUMENT listing every problem. */
+export function parseClusterEntry(value: unknown, source = 'configuration entry'): ClusterEntry {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    throw configError(`${source} is not a valid myelin configuration entry:`, [{ path: '(root)', message: `expected a JSON object such as { "ai": { ... } }, got ${show(value)}` }]);
+  }
+  const r = clusterEntrySchema.safeParse(value);
+  if (!r.success) throw configError(`${source} is not a valid myelin configuration entry:`, describeIssues(clusterEntrySchema, r.error.issues));
+  return r.data;
+}
+
 /** Reads and validates a config file. The JSON error says where, never what the text was. */
 export function readServeConfigFile(file: string): ServeConfigFile {
+  return parseServeConfig(readJSONFile(file, 'config file'), `config file ${file}`);
+}
+
+/** Reads a JSON file; ERR_INVALID_ARGUMENT says what is wrong and where, never the text. */
+export function readJSONFile(file: string, what = 'file'): unknown {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     const why = code === 'ENOENT' ? 'not found' : code === 'EACCES' ? 'permission denied' : code === 'EISDIR' ? 'is a directory' : (code ?? 'cannot be read');
-    throw new MyelinError('ERR_INVALID_ARGUMENT', `config file ${file}: ${why}`, { cause: err });
+    throw new MyelinError('ERR_INVALID_ARGUMENT', `${what} ${file}: ${why}`, { cause: err });
   }
   if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
   let value: unknown;
@@ -452,9 +568,9 @@ export function readServeConfigFile(file: string): ServeConfigFile {
       const before = text.slice(0, pos).split('\n');
       where = ` at line ${before.length}, column ${before[before.length - 1].length + 1}`;
     } else if (/end of (JSON )?input/i.test((err as Error).message)) where = ' (it ends too early)';
-    throw new MyelinError('ERR_INVALID_ARGUMENT', `config file ${file}: not valid JSON${where}`);
+    throw new MyelinError('ERR_INVALID_ARGUMENT', `${what} ${file}: not valid JSON${where}`);
   }
-  return parseServeConfig(value, `config file ${file}`);
+  return value;
 }
 
 // ---- environment and flags ---------------------------------------------------------------
@@ -566,40 +682,29 @@ export function loadServeConfig(opts: LoadOptions = {}): ServeConfig {
       if (ok.every((t) => t !== undefined)) envTokens = ok as string[];
     }
   }
-  const openaiKey = fromEnv('OPENAI_API_KEY', fields.secretKey);
-  const openaiURL = fromEnv('OPENAI_BASE_URL', fields.url);
-  const anthropicKey = fromEnv('ANTHROPIC_API_KEY', fields.secretKey);
-  const anthropicURL = fromEnv('ANTHROPIC_BASE_URL', fields.url);
   const ollamaURL = fromEnv('OLLAMA_HOST', fields.url, ollamaURLFrom) ?? DEFAULT_OLLAMA_URL;
 
   const flagPort = flags.port === undefined ? undefined : c.check(fields.port, intish(flags.port), '--port');
   const flagHost = flags.host === undefined ? undefined : c.check(fields.host, flags.host, '--host');
 
-  // Providers from the file, each with its apiKeyEnv resolved (the variable is named, never its value).
-  const providers: ProviderConfig[] = [];
-  for (const [i, p] of (file.ai?.providers ?? []).entries()) {
-    const { apiKeyEnv, ...rest } = p;
-    const provider: ProviderConfig = { ...rest };
-    if (apiKeyEnv !== undefined) {
-      const key = setEnv(env, apiKeyEnv);
-      if (key === undefined) c.issues.push({ path: `ai.providers[${i}].apiKeyEnv`, message: `environment variable ${apiKeyEnv} is empty or unset` });
-      else if (c.check(fields.secretKey, key, apiKeyEnv) !== undefined) {
-        provider.apiKey = key;
-        envUsed.push(apiKeyEnv);
-      }
-    }
-    // OLLAMA_HOST also points a configured Ollama provider that names no URL.
-    if (provider.kind === 'ollama' && provider.baseURL === undefined && setEnv(env, 'OLLAMA_HOST') !== undefined) provider.baseURL = ollamaURL;
-    providers.push(provider);
+  let transport: TransportOption | undefined = file.bus?.transport;
+  const rawTransport = setEnv(env, 'MYELIN_BUS_TRANSPORT');
+  if (rawTransport !== undefined) {
+    envUsed.push('MYELIN_BUS_TRANSPORT');
+    const t = transportFromURL(rawTransport);
+    // The URL may carry a password: never quoted.
+    if (t === undefined) c.issues.push({ path: 'MYELIN_BUS_TRANSPORT', message: 'expected a nats:// URL (or a comma-separated list of them) or a redis:// URL' });
+    // The same engine as the file's: only where it is changes; the file's other settings stay.
+    else transport = transport?.kind === t.kind ? { ...transport, ...t } : t;
   }
-  // A key the file already hands to a provider (apiKeyEnv) does not add a second one.
-  const consumed = new Set((file.ai?.providers ?? []).map((p) => p.apiKeyEnv));
-  applyProviderEnv(providers, 'openai', consumed.has('OPENAI_API_KEY') ? undefined : openaiKey, openaiURL);
-  applyProviderEnv(providers, 'anthropic', consumed.has('ANTHROPIC_API_KEY') ? undefined : anthropicKey, anthropicURL);
+  const envClusterConfig = fromEnv('MYELIN_CLUSTER_CONFIG', configName);
+
+  const ai = resolveAI(file.ai, env, c, envUsed, 'ai');
 
   if (c.issues.length > 0) throw configError('myelin serve: invalid settings from the environment or flags:', c.issues);
 
   const tokens = envTokens ?? file.auth?.tokens ?? [];
+  const clusterConfig = envClusterConfig ?? file.cluster?.config;
   return {
     port: flagPort ?? envPort ?? file.port ?? DEFAULT_PORT,
     host: flagHost ?? envHost ?? file.host ?? DEFAULT_HOST,
@@ -608,19 +713,78 @@ export function loadServeConfig(opts: LoadOptions = {}): ServeConfig {
     maxPayloadBytes: file.maxPayloadBytes,
     maxConnections: file.maxConnections,
     tokens,
-    bus: { ...file.bus },
-    ai: {
-      providers,
-      models: { ...(file.ai?.models as Record<string, ModelRoute | string> | undefined) },
-      retry: file.ai?.retry,
-      breaker: file.ai?.breaker,
-      limits: file.ai?.limits,
-      cache: file.ai?.cache,
-      timeouts: file.ai?.timeouts,
-    },
+    bus: { capacity: file.bus?.capacity, overflow: file.bus?.overflow, ...(transport ? { transport } : {}) },
+    cluster: { ...(clusterConfig !== undefined ? { config: clusterConfig } : {}), ...(file.cluster?.pollMs !== undefined ? { pollMs: file.cluster.pollMs } : {}) },
+    ai,
     simulator: { ...file.simulator },
     ollamaURL,
     configFile,
     envUsed: [...new Set(envUsed)],
   };
 }
+
+/**
+ * An `ai` section (the config file's or a cluster entry's) with the environment applied:
+ * each provider's apiKeyEnv read from this process's environment (so that keys stay
+ * out of files and out of the cluster store), OLLAMA_HOST for an Ollama provider with no
+ * URL, and OPENAI_API_KEY / ANTHROPIC_API_KEY (and their base URLs) adding or filling in
+ * the providers of those names. Problems go to `c`, under `where`.
+ */
+function resolveAI(section: AISection | undefined, env: Env, c: Collector, envUsed: string[], where: string): ResolvedAI {
+  const ollamaRaw = setEnv(env, 'OLLAMA_HOST');
+  const ollamaURL = ollamaRaw === undefined ? DEFAULT_OLLAMA_URL : ollamaURLFrom(ollamaRaw);
+  const envValue = <T>(name: string, schema: z.ZodType<T>): T | undefined => {
+    const raw = setEnv(env, name);
+    if (raw === undefined) return undefined;
+    envUsed.push(name);
+    return c.check(schema, raw, name);
+  };
+  const openaiKey = envValue('OPENAI_API_KEY', fields.secretKey);
+  const openaiURL = envValue('OPENAI_BASE_URL', fields.url);
+  const anthropicKey = envValue('ANTHROPIC_API_KEY', fields.secretKey);
+  const anthropicURL = envValue('ANTHROPIC_BASE_URL', fields.url);
+
+  // Providers, each with its apiKeyEnv resolved (the variable is named, never its value).
+  const providers: ProviderConfig[] = [];
+  for (const [i, p] of (section?.providers ?? []).entries()) {
+    const { apiKeyEnv, ...rest } = p;
+    const provider: ProviderConfig = { ...rest };
+    if (apiKeyEnv !== undefined) {
+      const key = setEnv(env, apiKeyEnv);
+      if (key === undefined) c.issues.push({ path: `${where}.providers[${i}].apiKeyEnv`, message: `environment variable ${apiKeyEnv} is empty or unset` });
+      else if (c.check(fields.secretKey, key, apiKeyEnv) !== undefined) {
+        provider.apiKey = key;
+        envUsed.push(apiKeyEnv);
+      }
+    }
+    // OLLAMA_HOST also points a configured Ollama provider that names no URL.
+    if (provider.kind === 'ollama' && provider.baseURL === undefined && ollamaRaw !== undefined) provider.baseURL = ollamaURL;
+    providers.push(provider);
+  }
+  // A key the section already hands to a provider (apiKeyEnv) does not add a second one.
+  const consumed = new Set((section?.providers ?? []).map((p) => p.apiKeyEnv));
+  applyProviderEnv(providers, 'openai', consumed.has('OPENAI_API_KEY') ? undefined : openaiKey, openaiURL);
+  applyProviderEnv(providers, 'anthropic', consumed.has('ANTHROPIC_API_KEY') ? undefined : anthropicKey, anthropicURL);
+  return {
+    providers,
+    models: { ...(section?.models as Record<string, ModelRoute | string> | undefined) },
+    retry: section?.retry,
+    breaker: section?.breaker,
+    limits: section?.limits,
+    cache: section?.cache,
+    timeouts: section?.timeouts,
+  };
+}
+
+/**
+ * A cluster entry's `ai` section resolved against this process's environment, as the
+ * file's is (see resolveAI); throws ERR_INVALID_ARGUMENT when a named key variable is unset.
+ */
+export function resolveAISection(section: AISection, env: Env = process.env, source = 'configuration entry'): { ai: ResolvedAI; envUsed: string[] } {
+  const c = new Collector();
+  const envUsed: string[] = [];
+  const ai = resolveAI(section, env, c, envUsed, 'ai');
+  if (c.issues.length > 0) throw configError(`${source} cannot be used on this node:`, c.issues);
+  return { ai, envUsed: [...new Set(envUsed)] };
+}
+

@@ -3,12 +3,15 @@
 // providers found as serve-providers.ts says. The URL banner goes to stdout, progress
 // and log lines to stderr. SIGINT/SIGTERM close gracefully (the gateway drains, then the
 // bus and the AI client close) and exit 0; a second signal exits at once with 130.
+//
+// On a cluster (bus.transport, serve-cluster.ts): the bus runs on NATS or Redis, the node
+// is in the registry, GET /api/cluster lists the nodes, and with cluster.config the `ai`
+// section comes from the cluster store and is hot-reloaded on every new version.
 import { AIClient } from '../ai/client/ai-client.js';
-import type { AIClientOptions } from '../ai/client/options.js';
-import { Bus } from '../bus/bus.js';
+import type { Bus } from '../bus/bus.js';
 import { MyelinError } from '../errors.js';
-import { type Env, type ServeConfig, type ServeFlags, DEFAULT_CONFIG_FILE, loadServeConfig } from './serve-config.js';
-import { type Discovered, discoverProviders } from './serve-providers.js';
+import { type Env, type ResolvedAI, type ServeConfig, type ServeFlags, DEFAULT_CONFIG_FILE, loadServeConfig } from './serve-config.js';
+import { AIProviders, type ChosenProviders, ConfigSync, RETIRE_MAX_MS, aiClientOptions, clusterRoute, describeTransport, openBus } from './serve-cluster.js';
 
 export const SERVE_USAGE = `usage: myelin serve [options]
   --config FILE   JSON config file (default: ./${DEFAULT_CONFIG_FILE} when it exists)
@@ -19,6 +22,9 @@ environment:
   MYELIN_PORT, MYELIN_HOST          as --port and --host
   MYELIN_IO=auto|epoll|io_uring     the I/O backend;  MYELIN_IO_THREADS=N  its threads
   MYELIN_TOKENS=t1,t2               bearer tokens every path but /healthz requires
+  MYELIN_BUS_TRANSPORT=nats://h:4222|redis://h:6379   run the bus on a cluster (as bus.transport)
+  MYELIN_CLUSTER_CONFIG=NAME        take the ai section from the cluster store entry NAME and
+                                    hot-reload it (as cluster.config; myelin config put NAME file)
   OPENAI_API_KEY [OPENAI_BASE_URL]  adds (or fills in) the provider named openai
   ANTHROPIC_API_KEY [ANTHROPIC_BASE_URL]  adds (or fills in) the provider named anthropic
   OLLAMA_HOST                       where to look for a local server (default 127.0.0.1:11434)
@@ -32,6 +38,10 @@ export interface GatewayLike {
   address(): { host: string; port: number } | null | undefined;
   stats(): unknown;
   close(): Promise<void>;
+  /** Adds a route (GET /api/cluster). */
+  route?(method: string, path: string, handler: () => unknown): unknown;
+  /** Hot reload: new OpenAI requests go to `ai`; resolves once those on the previous client are done. */
+  replaceAI?(ai: AIClient, options?: { simulated?: boolean }): Promise<void>;
 }
 
 export interface GatewayConstructorOptions {
@@ -193,11 +203,19 @@ export async function serveCommand(args: string[], io: ServeIO = {}): Promise<nu
   log(`config: ${cfg.configFile ?? `none (no ${DEFAULT_CONFIG_FILE} here; embedded defaults)`}`);
   if (cfg.envUsed.length > 0) log(`environment: ${cfg.envUsed.join(', ')}`);
 
+  if (cfg.cluster.config !== undefined && cfg.bus.transport === undefined) {
+    stderr.write('myelin serve: cluster.config (or MYELIN_CLUSTER_CONFIG) needs a cluster bus: set bus.transport or MYELIN_BUS_TRANSPORT\n');
+    return 2;
+  }
+
   // Everything started so far, closed in reverse on a failed start.
-  let found: Discovered | undefined;
+  const providers = new AIProviders({ ollamaURL: cfg.ollamaURL, probeTimeoutMs: io.probeTimeoutMs, simulator: cfg.simulator, log });
   let bus: Bus | undefined;
   let ai: AIClient | undefined;
   let gw: GatewayLike | undefined;
+  let sync: ConfigSync | undefined;
+  /** Replaced AI clients, closed once their in-flight calls are done (or at shutdown). */
+  const retiring = new Set<AIClient>();
   const closeAll = async (): Promise<boolean> => {
     let ok = true;
     const step = async (what: string, fn: (() => Promise<unknown>) | undefined) => {
@@ -209,32 +227,36 @@ export async function serveCommand(args: string[], io: ServeIO = {}): Promise<nu
         log(`closing ${what} failed: ${(err as Error).message}`);
       }
     };
+    sync?.close();
     await step('the gateway', gw && (() => gw!.close()));
     await step('the bus', bus && (async () => {
       await bus!.drain();
       await bus!.close();
     }));
     await step('the AI client', ai && (() => ai!.close()));
-    await step('the simulator', found && (() => found!.close()));
+    for (const old of retiring) await step('a replaced AI client', () => old.close());
+    await step('the simulator', () => providers.close());
     return ok;
   };
 
+  let chosen: ChosenProviders;
+  let startVersion: number | undefined;
   try {
-    found = await discoverProviders({
-      providers: cfg.ai.providers,
-      models: cfg.ai.models,
-      ollamaURL: cfg.ollamaURL,
-      probeTimeoutMs: io.probeTimeoutMs,
-      simulator: cfg.simulator,
-      log,
-    });
-    bus = new Bus(defined({ capacity: cfg.bus.capacity, overflow: cfg.bus.overflow }));
-    const aiOptions: AIClientOptions = {
-      providers: found.providers,
-      models: found.models,
-      ...defined({ retry: cfg.ai.retry, breaker: cfg.ai.breaker, limits: cfg.ai.limits, cache: cfg.ai.cache, timeouts: cfg.ai.timeouts }),
-    };
-    ai = new AIClient(aiOptions);
+    const transport = cfg.bus.transport;
+    if (transport !== undefined) log(`bus: connecting to ${describeTransport(transport)}`);
+    bus = await openBus(cfg);
+    let startAI: ResolvedAI = cfg.ai;
+    if (cfg.cluster.config !== undefined) {
+      sync = new ConfigSync({ cluster: bus.cluster!, name: cfg.cluster.config, pollMs: cfg.cluster.pollMs, env: io.env, log });
+      const first = await sync.initial();
+      if (first !== undefined) {
+        startAI = first.ai;
+        startVersion = first.version;
+        log(`configuration ${cfg.cluster.config}: running version ${first.version} from the cluster store`);
+      }
+    }
+    chosen = await providers.choose(startAI);
+    ai = new AIClient(aiClientOptions(startAI, chosen));
     const Gateway = io.Gateway ?? (await loadGateway());
     gw = new Gateway({
       port: cfg.port,
@@ -248,8 +270,13 @@ export async function serveCommand(args: string[], io: ServeIO = {}): Promise<nu
         io: cfg.io,
         maxConnections: cfg.maxConnections,
       }),
-      simulated: found.simulated,
+      simulated: chosen.simulated,
     });
+    if (bus.cluster !== undefined) {
+      if (typeof gw.route !== 'function') throw new MyelinError('ERR_INTERNAL', 'myelin serve: this Gateway cannot add the /api/cluster route');
+      gw.route('GET', '/api/cluster', clusterRoute(bus, sync));
+    }
+    if (sync !== undefined && typeof gw.replaceAI !== 'function') throw new MyelinError('ERR_INTERNAL', 'myelin serve: this Gateway cannot hot-reload its AI client (replaceAI)');
     await gw.listen();
   } catch (err) {
     await closeAll();
@@ -257,6 +284,41 @@ export async function serveCommand(args: string[], io: ServeIO = {}): Promise<nu
     if (code === 'ERR_GATEWAY_LISTEN') log(listenMessage(err, cfg.host, cfg.port));
     else log(`${typeof code === 'string' ? `${code}: ` : ''}${(err as Error).message}`);
     return code === 'ERR_INVALID_ARGUMENT' ? 2 : 1;
+  }
+
+  if (sync !== undefined) {
+    const gateway = gw;
+    // A new version: built aside, swapped in for new requests, the old client closed
+    // once the requests that started on it are done. Any throw leaves the old one running.
+    sync.start(async (next: ResolvedAI) => {
+      const nextChosen = await providers.choose(next);
+      const client = new AIClient(aiClientOptions(next, nextChosen));
+      let idle: Promise<void>;
+      try {
+        idle = gateway.replaceAI!(client, { simulated: nextChosen.simulated });
+      } catch (err) {
+        await client.close().catch(() => {});
+        throw err;
+      }
+      const old = ai!;
+      ai = client;
+      retiring.add(old);
+      let timer: NodeJS.Timeout | undefined;
+      const cap = new Promise<void>((resolve) => {
+        timer = setTimeout(() => {
+          log(`a replaced AI client still had calls in flight after ${RETIRE_MAX_MS / 1000} s; closing it (those calls fail)`);
+          resolve();
+        }, RETIRE_MAX_MS);
+        timer.unref();
+      });
+      void Promise.race([idle, cap])
+        .then(() => {
+          clearTimeout(timer);
+          retiring.delete(old);
+          return old.close();
+        })
+        .catch((e: unknown) => log(`closing a replaced AI client failed: ${(e as Error).message}`));
+    }, startVersion);
   }
 
   const addr = gw.address() ?? { host: cfg.host, port: cfg.port };
@@ -272,7 +334,13 @@ export async function serveCommand(args: string[], io: ServeIO = {}): Promise<nu
       `  metrics     ${base}/metrics`,
       `  dashboard   ${base}/dashboard`,
       ...(ioDesc ? [`  I/O         ${ioDesc}`] : []),
-      `  AI          ${found.simulated ? 'built-in simulator (answers are simulated)' : found.providers.map((p) => p.name).join(', ')}`,
+      `  AI          ${chosen.simulated ? 'built-in simulator (answers are simulated)' : chosen.names.join(', ')}`,
+      ...(bus.cluster !== undefined
+        ? [
+            `  cluster     ${describeTransport(cfg.bus.transport!)}, node ${bus.cluster.id}`,
+            `              ${base}/api/cluster${cfg.cluster.config !== undefined ? `; configuration ${cfg.cluster.config} ${startVersion !== undefined ? `version ${startVersion}` : "not in the store (the file's ai section)"}` : ''}`,
+          ]
+        : []),
       ...(cfg.tokens.length > 0 ? ['  auth        bearer token required (except /healthz)'] : []),
       '',
     ].join('\n'),

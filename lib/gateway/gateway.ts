@@ -93,7 +93,9 @@ export class Gateway {
   readonly #routes = new Map<string, RouteHandler>();
   readonly #inFlight = new Set<HttpExchange>();
   readonly #exchanges = new Map<number, HttpExchange>();
-  readonly #openai: OpenAIRoutes | undefined;
+  #openai: OpenAIRoutes | undefined;
+  /** replaceAI() callers waiting for the AI requests that started on the previous client. */
+  #retiring: Array<{ left: Set<HttpExchange>; done: () => void }> = [];
   #recorder: GatewayMetrics | undefined;
   /** The native counters as they were when the I/O threads stopped. */
   #finalNative: NativeGatewayStats | undefined;
@@ -163,6 +165,32 @@ export class Gateway {
     this.#ownBus = options.bus === undefined;
     this.#bus = options.bus ?? new Bus();
     this.#opts = { ...options, port, host, maxPayloadBytes, ioThreads };
+  }
+
+  /**
+   * Hot reload (myelin serve's configuration sync): OpenAI requests that arrive from now
+   * on are served by `ai`; those already running finish on the client they started with.
+   * Resolves once they have, so that the caller can close the previous client. Nothing
+   * is closed here: the caller owns both clients. `simulated` defaults to the current flag.
+   */
+  replaceAI(ai: AIClient, options: { simulated?: boolean } = {}): Promise<void> {
+    if (!(ai instanceof AIClient)) throw invalidArgument('replaceAI: ai must be an AIClient');
+    if (options.simulated !== undefined && typeof options.simulated !== 'boolean') throw invalidArgument('replaceAI: simulated must be a boolean');
+    if (this.#state === 'closing' || this.#state === 'closed') throw new MyelinError('ERR_INVALID_ARGUMENT', 'replaceAI: the gateway is closed');
+    const simulated = options.simulated ?? this.#opts.simulated === true;
+    // Built first: a bad forwardHeaders throws before anything changes.
+    const routes = createOpenAIRoutes(ai, { simulated, forwardHeaders: this.#opts.forwardHeaders });
+    // A request picks its handler when it arrives (#onRequest), so the ones in flight now
+    // are exactly those that may still use the previous client.
+    const left = new Set<HttpExchange>();
+    for (const ex of this.#inFlight) if (isAIPath(ex.path)) left.add(ex);
+    this.#openai = routes;
+    this.#opts.ai = ai;
+    this.#opts.simulated = simulated;
+    const alerts = (this.#opts.metrics as { alerts?: { attach?: (p: { ai?: AIClient }) => void } } | undefined)?.alerts;
+    if (this.#state === 'listening' && alerts && typeof alerts.attach === 'function') alerts.attach({ ai });
+    if (left.size === 0) return Promise.resolve();
+    return new Promise((done) => this.#retiring.push({ left, done }));
   }
 
   /** The bus the event plane publishes into. */
@@ -406,6 +434,7 @@ export class Gateway {
 
   #done(ex: HttpExchange): void {
     this.#inFlight.delete(ex);
+    if (this.#retiring.length > 0) this.#retired(ex);
     this.#recorder?.response(ex.status || 499, (performance.now() - ex.started) / 1000);
     if (this.#exchanges.get(ex.conn) === ex) this.#exchanges.delete(ex.conn);
     if (this.#inFlight.size === 0 && this.#idle) {
@@ -413,6 +442,15 @@ export class Gateway {
       this.#idle = undefined;
       r();
     }
+  }
+
+  #retired(ex: HttpExchange): void {
+    this.#retiring = this.#retiring.filter((w) => {
+      w.left.delete(ex);
+      if (w.left.size > 0) return true;
+      w.done();
+      return false;
+    });
   }
 
   #handlerFor(ex: HttpExchange): RouteHandler {
@@ -518,6 +556,11 @@ interface AlertView {
   metric?: string;
   silencedUntil?: number;
   last?: unknown;
+}
+
+/** The routes served by the AI client (replaceAI waits for these). */
+function isAIPath(path: string): boolean {
+  return path === '/v1/chat/completions' || path === '/v1/embeddings' || path === '/v1/models' || path.startsWith('/v1/models/');
 }
 
 const noAI: RouteHandler = () => ({
