@@ -451,35 +451,43 @@ export class NatsTransport implements Transport {
 
   // ------------------------------------------------------------------ registry and configuration
 
+  /**
+   * Opens a KV bucket, creating it on first use. Every node asks for the same settings
+   * (a registry entry's liveness is its own expiresAt, not the bucket's TTL), so nodes
+   * with other heartbeats never disagree about the bucket; a bucket an operator made
+   * with other settings is opened as it is.
+   */
   #bucket(name: string, opts: { ttl?: number; history?: number }): Promise<KV> {
     let kv = this.#kv.get(name);
     if (kv === undefined) {
-      if (this.#js === undefined) return Promise.reject(new MyelinError('ERR_INVALID_ARGUMENT', 'the NATS registry and configuration need JetStream (transport.stream is false)'));
-      kv = new Kvm(this.#js).create(name, { ...opts, storage: this.#o.storage === 'memory' ? StorageType.Memory : StorageType.File });
+      const js = this.#js;
+      if (js === undefined) return Promise.reject(new MyelinError('ERR_INVALID_ARGUMENT', 'the NATS registry and configuration need JetStream (transport.stream is false)'));
+      const kvm = new Kvm(js);
+      kv = kvm.create(name, { ...opts, storage: this.#o.storage === 'memory' ? StorageType.Memory : StorageType.File }).catch(() => kvm.open(name));
       kv.catch(() => this.#kv.delete(name));
       this.#kv.set(name, kv);
     }
     return kv;
   }
 
-  #nodesTtl = 0;
+  /** The registry bucket's own TTL: an upper bound that removes entries of nodes long gone. */
+  static readonly NODES_TTL_MS = 600_000;
 
   async announce(info: NodeInfo, ttlMs: number): Promise<void> {
     if (this.#js === undefined) return; // core mode: no registry
-    this.#nodesTtl = ttlMs;
-    const kv = await this.#bucket(NODES_BUCKET, { ttl: Math.max(ttlMs, 1000), history: 1 });
+    const kv = await this.#bucket(NODES_BUCKET, { ttl: NatsTransport.NODES_TTL_MS, history: 1 });
     await kv.put(info.id, encoder.encode(JSON.stringify({ ...info, expiresAt: info.seenAt + ttlMs })));
   }
 
   async withdraw(id: string): Promise<void> {
     if (this.#js === undefined) return;
-    const kv = await this.#bucket(NODES_BUCKET, { ttl: Math.max(this.#nodesTtl, 1000), history: 1 });
+    const kv = await this.#bucket(NODES_BUCKET, { ttl: NatsTransport.NODES_TTL_MS, history: 1 });
     await kv.delete(id);
   }
 
   async nodes(): Promise<NodeInfo[]> {
     if (this.#js === undefined) return [];
-    const kv = await this.#bucket(NODES_BUCKET, { ttl: Math.max(this.#nodesTtl, 1000), history: 1 });
+    const kv = await this.#bucket(NODES_BUCKET, { ttl: NatsTransport.NODES_TTL_MS, history: 1 });
     const out: NodeInfo[] = [];
     const now = Date.now();
     for await (const k of await kv.keys()) {
@@ -487,7 +495,10 @@ export class NatsTransport implements Transport {
       if (e === null || e.operation !== 'PUT' || e.value.length === 0) continue;
       try {
         const n = JSON.parse(decoder.decode(e.value)) as NodeInfo & { expiresAt?: number };
-        if ((n.expiresAt ?? 0) < now) continue;
+        if ((n.expiresAt ?? 0) < now) {
+          void kv.purge(k).catch(NOOP); // a node long gone: its heartbeat lapsed
+          continue;
+        }
         delete n.expiresAt;
         out.push(n);
       } catch {
