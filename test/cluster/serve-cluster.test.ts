@@ -263,3 +263,37 @@ describe.each<Kind>(['nats', 'redis'])('myelin serve on a %s cluster: configurat
     }
   });
 });
+
+describe('myelin serve on a cluster: startup errors', () => {
+  /** Runs serve with a config file; resolves with the exit code and stderr. */
+  async function run(config: unknown, env: Record<string, string> = {}): Promise<{ code: number | null; stderr: string; stdout: string }> {
+    const dir = mkdtempSync(join(tmpdir(), 'myelin-serve-cluster-'));
+    writeFileSync(join(dir, 'myelin.config.json'), JSON.stringify(config));
+    const child = spawn(process.execPath, [join(root, 'bin', 'myelin.mjs'), 'serve', '--port', '0'], { cwd: dir, env: cleanEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    let stdout = '';
+    child.stderr!.on('data', (b: Buffer) => (stderr += b.toString()));
+    child.stdout!.on('data', (b: Buffer) => (stdout += b.toString()));
+    const code = await new Promise<number | null>((r) => child.on('exit', (c) => r(c)));
+    return { code, stderr, stdout };
+  }
+
+  it('an engine that does not answer: exit 1, saying where and what to check; a transport the bus refuses: exit 2, a config error', async () => {
+    const [down, refused, noBus] = await Promise.all([
+      // Port 1: nothing listens. The URL's password is never printed.
+      run({ bus: { transport: { kind: 'redis', url: 'redis://:hunter2@127.0.0.1:1', connectTimeoutMs: 300 } } }),
+      run({ bus: { transport: { kind: 'nats', servers: NATS, replicas: 9 } } }),
+      run({ cluster: { config: 'x' } }),
+    ]);
+    expect(down.code).toBe(1);
+    expect(down.stderr).toContain('ERR_TRANSPORT_UNAVAILABLE: cannot reach the cluster bus (redis redis://***@127.0.0.1:1)');
+    expect(down.stderr).toContain('MYELIN_BUS_TRANSPORT');
+    expect(down.stderr).not.toContain('hunter2');
+    expect(down.stdout).toBe('');
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toContain('invalid bus.transport (config file or MYELIN_BUS_TRANSPORT)');
+    expect(refused.stderr).toContain('transport.replicas must be an integer from 1 to 5, got 9');
+    expect(noBus.code).toBe(2);
+    expect(noBus.stderr).toContain('cluster.config (or MYELIN_CLUSTER_CONFIG) needs a cluster bus');
+  });
+});
