@@ -16,8 +16,10 @@ import { connect } from '@nats-io/transport-node';
 import { Redis } from 'ioredis';
 import OpenAI from 'openai';
 import { afterAll, describe, expect, it } from 'vitest';
+import { AIClient } from '../../lib/ai/client/ai-client.js';
 import { UpstreamSimulator } from '../../lib/ai/simulator/index.js';
 import { Bus } from '../../lib/bus/bus.js';
+import { Gateway } from '../../lib/gateway/gateway.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const NATS = 'nats://127.0.0.1:4222';
@@ -295,5 +297,46 @@ describe('myelin serve on a cluster: startup errors', () => {
     expect(refused.stderr).toContain('transport.replicas must be an integer from 1 to 5, got 9');
     expect(noBus.code).toBe(2);
     expect(noBus.stderr).toContain('cluster.config (or MYELIN_CLUSTER_CONFIG) needs a cluster bus');
+  });
+});
+
+describe('Gateway.replaceAI: the hot swap serve uses', () => {
+  it('new requests go to the new client; one in flight finishes on the old one, and only then does replaceAI resolve', async () => {
+    const sim = new UpstreamSimulator({ models: ['m'], latencyMs: 0 });
+    const { url: simURL } = await sim.listen(0, '127.0.0.1');
+    const provider = { name: 'sim', kind: 'openai' as const, baseURL: `${simURL}/v1` };
+    const oldAI = new AIClient({ providers: [provider], models: { old: 'sim/m' } });
+    const newAI = new AIClient({ providers: [provider], models: { new: 'sim/m' } });
+    const gw = new Gateway({ port: 0, ioThreads: 1, ai: oldAI, forwardHeaders: ['x-sim-*'] });
+    try {
+      const { port } = await gw.listen();
+      const client = new OpenAI({ baseURL: `http://127.0.0.1:${port}/v1`, apiKey: 'unused', maxRetries: 0 });
+      // Held upstream for 3 s (the simulator's per-request latency header, forwarded).
+      let slowSettled = false;
+      const slow = client.chat.completions
+        .create({ model: 'old', messages: [{ role: 'user', content: 'hi' }] }, { headers: { 'x-sim-latency-ms': '3000' } })
+        .finally(() => (slowSettled = true));
+      await until(async () => gw.stats().httpInFlight === 1, 'the slow request to be in flight');
+      let swapped = false;
+      const idle = gw.replaceAI(newAI).then(() => (swapped = true));
+      // New requests see the new catalog at once.
+      const ids = await modelIds(client);
+      expect(ids).toContain('new');
+      expect(ids).not.toContain('old');
+      // While the old client still serves a request, the swap is not done with it.
+      if (!slowSettled) expect(swapped).toBe(false);
+      const r = await slow;
+      expect(r.choices[0].message.content?.length).toBeGreaterThan(0);
+      await idle;
+      expect(swapped).toBe(true);
+      // Nothing in flight: the next swap resolves at once.
+      await gw.replaceAI(oldAI);
+      expect(await modelIds(client)).toContain('old');
+    } finally {
+      await gw.close();
+      await oldAI.close();
+      await newAI.close();
+      await sim.close();
+    }
   });
 });
