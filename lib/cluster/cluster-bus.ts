@@ -132,8 +132,12 @@ export interface ClusterHandle {
   getConfig(name: string): Promise<ConfigEntry | undefined>;
   /** Stores a new version of a configuration; every node watching it gets it. Resolves with the version. */
   putConfig(name: string, value: unknown): Promise<number>;
-  /** Calls back with the current version (if any) and every later one; this node reports the version it last took. Returns a stop function. */
-  watchConfig(name: string, onChange: (value: unknown, version: number) => void): () => void;
+  /**
+   * Calls back with the current version (if any) and every later one. The registry
+   * reports, per name, the last version whose callback did not return false or throw
+   * (the version this node runs). Returns a stop function.
+   */
+  watchConfig(name: string, onChange: (value: unknown, version: number) => void | boolean): () => void;
   /** Per-group lag, pending and redeliveries (the load signals). */
   signals(): Promise<GroupSignal[]>;
   /** What the engine is set up to promise. */
@@ -238,9 +242,10 @@ export class ClusterBus {
         void self.#connecting.then(() => {
           if (stopped || self.#failure !== undefined) return;
           stop = self.#t.watchConfig(name, (e) => {
-            self.#configVersions[name] = e.version;
+            // The registry reports the version this node runs: one its callback took,
+            // not one it declined (returned false) or failed on (threw).
             try {
-              onChange(e.value, e.version);
+              if (onChange(e.value, e.version) !== false) self.#configVersions[name] = e.version;
             } catch (err) {
               self.#error(err);
             }

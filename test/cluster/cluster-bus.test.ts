@@ -262,6 +262,21 @@ describe.each<Kind>(['nats', 'redis'])('cluster bus on %s', (kind) => {
     expect(reported).toBe(v2);
     stop();
 
+    // a version the node declines (the callback returns false) is not reported as run
+    const declined: number[] = [];
+    const stop2 = b.cluster!.watchConfig(name, (_v, version) => {
+      if (version > v2) {
+        declined.push(version);
+        return false;
+      }
+      return true;
+    });
+    const v3 = await a.cluster!.putConfig(name, { broken: true });
+    await until(() => declined.includes(v3), 'the declined version');
+    await sleep(600); // a few heartbeats
+    expect((await a.cluster!.nodes()).find((n) => n.id === b.cluster!.id)?.config[name]).toBe(v2);
+    stop2();
+
     await b.close();
     const after = (await a.cluster!.nodes()).map((n) => n.id);
     expect(after).not.toContain(b.cluster!.id);
