@@ -455,22 +455,31 @@ export class ClusterBus {
   }
 
   /**
-   * A publishAsync deadline passed. Still in the outbox: it is taken out, never sent
-   * (counted dropped, and the error says so). Sent: its fate is unknown (the engine may
-   * have stored it; counted unknown); a late acknowledgement still counts as acked.
+   * A publishAsync deadline passed. Sent: the send's own timeout (ackTimeoutMs from
+   * the send) settles it, as unknown if no acknowledgement comes. Still in
+   * the outbox behind other events: while the engine keeps acknowledging (an ack inside
+   * the last ackTimeoutMs), the event is only queued behind a deep outbox, and its
+   * deadline is extended; when nothing has been acknowledged for that long, it is
+   * taken out, never sent (counted dropped), and the error says so.
    */
   #expire(e: Entry): void {
     if (e.state === 2) return;
     const kind = this.#t.kind;
     if (e.state === 0) {
+      const quiet = performance.now() - this.#lastAckAt;
+      if (quiet < this.#o.ackTimeoutMs && this.#t.connected) {
+        e.timer = setTimeout(() => this.#expire(e), this.#o.ackTimeoutMs - quiet);
+        e.timer.unref?.();
+        return;
+      }
       this.#dropped++;
       this.#laneDropped[e.msg.lane]++;
-      this.#finish(e, new MyelinError('ERR_TRANSPORT_UNAVAILABLE', `publishAsync('${e.msg.subject}'): not sent within ${this.#o.ackTimeoutMs} ms (the ${kind} engine did not acknowledge the ${this.#outstanding() - 1} events ahead of it in time); it was taken out of the outbox`));
-      return;
+      this.#finish(e, new MyelinError('ERR_TRANSPORT_UNAVAILABLE', `publishAsync('${e.msg.subject}'): not sent: the ${kind} engine acknowledged nothing for ${Math.round(quiet)} ms (${this.#outstanding() - 1} events ahead of it); it was taken out of the outbox`));
     }
-    this.#unknown++;
-    this.#finish(e, new MyelinError('ERR_TRANSPORT_UNAVAILABLE', `publishAsync('${e.msg.subject}'): no acknowledgement from the ${kind} engine within ${this.#o.ackTimeoutMs} ms; the event's fate is unknown`));
   }
+
+  /** When the engine last acknowledged a send (performance.now()). */
+  #lastAckAt = 0;
 
   /** Ends an entry once: reports to its caller, frees its outbox slot (a sent entry's slot is #sending's, freed by its send callback). */
   #finish(e: Entry, err: unknown): void {
@@ -514,6 +523,7 @@ export class ClusterBus {
           this.#sending--;
           this.#backoff = 0;
           this.#acked++;
+          this.#lastAckAt = performance.now();
           if (r.duplicate) this.#duplicates++;
           if (!r.stored) this.#notStored++;
           if (e.state === 1) this.#finish(e, undefined);
