@@ -298,8 +298,14 @@ export class ClusterBus {
     if (this.#failure !== undefined) throw this.#failure;
   }
 
+  /** The last subject that passed validation: hot loops publish one subject (the native check is an N-API call). */
+  #lastSubject = '';
+
   #message(subject: string, data: unknown, opts: PublishOptions | undefined, where: string, keys: ReadonlySet<string>): OutMessage {
-    checkSubject(subject, false, where);
+    if (subject !== this.#lastSubject) {
+      checkSubject(subject, false, where);
+      this.#lastSubject = subject;
+    }
     let o: ParsedPublish = { lane: 2, key: undefined, headers: undefined, json: false };
     let id: string | undefined;
     if (opts !== undefined) {
@@ -315,10 +321,11 @@ export class ClusterBus {
         }
       }
     }
-    const { enc, payload } = encodeData(data, o.json, where);
+    const { enc, payload, text } = encodeData(data, o.json, where);
     return {
       subject,
       payload,
+      text,
       enc,
       lane: o.lane,
       key: o.key,
@@ -591,8 +598,8 @@ export class ClusterBus {
   }
 
   newMessage(subject: string, data: unknown, key: string | undefined, lane: number): OutMessage {
-    const { enc, payload } = encodeData(data, false, 'dead letter');
-    return { subject, payload, enc, lane, key, headers: undefined, id: `${this.#node}.${++this.#seq}`, userId: false, time: performance.timeOrigin + performance.now() };
+    const { enc, payload, text } = encodeData(data, false, 'dead letter');
+    return { subject, payload, text, enc, lane, key, headers: undefined, id: `${this.#node}.${++this.#seq}`, userId: false, time: performance.timeOrigin + performance.now() };
   }
 
   // ------------------------------------------------------------------ receiving
@@ -1030,8 +1037,8 @@ class ClusterConsumer implements DeliverySink {
     d.ack();
     if (d.respond !== undefined) {
       try {
-        const { enc, payload } = encodeData(value, false, 'reply');
-        d.respond(payload, { enc, lane: 2, key: undefined, headers: undefined, id: '', userId: false, time: Date.now() });
+        const { enc, payload, text } = encodeData(value, false, 'reply');
+        d.respond(text === undefined ? payload : Buffer.from(text), { enc, lane: 2, key: undefined, headers: undefined, id: '', userId: false, time: Date.now() });
       } catch (err) {
         d.respond(new Uint8Array(0), { enc: Encoding.None, lane: 2, key: undefined, headers: { 'X-Myelin-Error': (err as Error).message }, id: '', userId: false, time: Date.now() });
       }

@@ -12,7 +12,7 @@ import { type Delivery, Encoding, type WireMeta } from './transport.js';
 const EMPTY = new Uint8Array(0);
 
 /** The event's data as payload bytes. Throws ERR_INVALID_ARGUMENT for data JSON cannot carry. */
-export function encodeData(data: unknown, json: boolean, where: string): { enc: Encoding; payload: Uint8Array } {
+export function encodeData(data: unknown, json: boolean, where: string): { enc: Encoding; payload: Uint8Array; text?: string } {
   if (json) return { enc: Encoding.JsonBytes, payload: data as Uint8Array };
   if (data === undefined) return { enc: Encoding.None, payload: EMPTY };
   if (data instanceof Uint8Array) return { enc: Encoding.Bytes, payload: data };
@@ -23,7 +23,7 @@ export function encodeData(data: unknown, json: boolean, where: string): { enc: 
     throw invalidArgument(`${where}: data cannot be serialised for the transport (${(err as Error).message}); send JSON-compatible values or bytes`, err);
   }
   if (text === undefined) throw invalidArgument(`${where}: data of type ${typeof data} cannot be serialised for the transport; send JSON-compatible values or bytes`);
-  return { enc: Encoding.Json, payload: Buffer.from(text) };
+  return { enc: Encoding.Json, payload: EMPTY, text };
 }
 
 /** The handler's event for one delivery. Decoding errors surface when `data` is read (JSON bytes) or here (bus-encoded JSON). */
@@ -42,22 +42,32 @@ export function toEvent(d: Delivery, id: number): BusEvent & { redelivered: bool
   return { subject: d.subject, data, key: m.key, priority, headers: m.headers, id, time: m.time, redelivered: d.deliveries > 1, deliveries: d.deliveries };
 }
 
-/** Field names, shared by both engines (NATS headers prefix them with `Myelin-`). */
-export const F = { enc: 'e', lane: 'l', key: 'k', headers: 'h', id: 'i', userId: 'u', time: 't', subject: 's', data: 'd' } as const;
+/** Field names of a stream entry (Redis). */
+export const F = { meta: 'm', key: 'k', headers: 'h', subject: 's', data: 'd' } as const;
 
-/** The metadata as a flat list of field names and values (a Redis stream entry's fields). */
+/**
+ * The metadata as a flat list of field names and values (a Redis stream entry's
+ * fields): one packed field `m` = `<enc><lane><userId 0|1>:<time>:<id>` (the id last:
+ * it may hold ':'), then `k` and `h` only when the event has a key or headers. Few
+ * fields matter: each is an argument to encode on XADD and a pair to decode on read.
+ */
 export function metaFields(m: WireMeta): string[] {
-  const out = [F.enc, String(m.enc), F.lane, String(m.lane), F.id, m.id, F.time, String(m.time)];
-  if (m.userId) out.push(F.userId, '1');
+  const packed = `${m.enc}${m.lane}${m.userId ? 1 : 0}:${m.time}:${m.id}`;
+  if (m.key === undefined && m.headers === undefined) return [F.meta, packed];
+  const out = [F.meta, packed];
   if (m.key !== undefined) out.push(F.key, m.key);
   if (m.headers !== undefined) out.push(F.headers, JSON.stringify(m.headers));
   return out;
 }
 
-/** Reads metaFields' output back; missing fields take neutral values (an entry written by another tool). */
+/** Reads metaFields' output back; missing or malformed fields take neutral values (an entry written by another tool). */
 export function readMeta(get: (name: string) => string | undefined): WireMeta {
-  const enc = Number(get(F.enc) ?? Encoding.Bytes) as Encoding;
-  const lane = Number(get(F.lane) ?? 2);
+  const packed = get(F.meta) ?? '';
+  const a = packed.indexOf(':');
+  const b = a < 0 ? -1 : packed.indexOf(':', a + 1);
+  const enc = a >= 3 ? packed.charCodeAt(0) - 48 : Encoding.Bytes;
+  const lane = a >= 3 ? packed.charCodeAt(1) - 48 : 2;
+  const time = b > a ? Number(packed.slice(a + 1, b)) : NaN;
   const h = get(F.headers);
   let headers: Record<string, string> | undefined;
   if (h !== undefined) {
@@ -68,12 +78,12 @@ export function readMeta(get: (name: string) => string | undefined): WireMeta {
     }
   }
   return {
-    enc: enc >= 0 && enc <= 3 ? enc : Encoding.Bytes,
+    enc: (enc >= 0 && enc <= 3 ? enc : Encoding.Bytes) as Encoding,
     lane: lane >= 0 && lane <= 3 ? lane : 2,
     key: get(F.key),
     headers,
-    id: get(F.id) ?? '',
-    userId: get(F.userId) === '1',
-    time: Number(get(F.time) ?? Date.now()),
+    id: b > a ? packed.slice(b + 1) : '',
+    userId: a >= 3 && packed.charCodeAt(2) === 49,
+    time: time > 0 ? time : Date.now(),
   };
 }

@@ -220,13 +220,13 @@ export class NatsTransport implements Transport {
       // server has it once a PING sent after it is answered; one flush serves every
       // send of this tick.
       try {
-        nc.publish(msg.subject, msg.payload, { headers: metaHeaders(msg, this.#o.stream !== false) });
+        nc.publish(msg.subject, msg.text ?? msg.payload, { headers: metaHeaders(msg, this.#o.stream !== false) });
       } catch (err) {
         return Promise.reject(unavailable(`NATS transport: publish to '${msg.subject}' failed (${(err as Error).message})`, err));
       }
       return this.#flushed(nc, timeoutMs);
     }
-    return nc.request(msg.subject, msg.payload, { headers: metaHeaders(msg, true), timeout: timeoutMs }).then(
+    return nc.request(msg.subject, msg.text ?? msg.payload, { headers: metaHeaders(msg, true), timeout: timeoutMs }).then(
       (reply) => this.#pubAck(msg.subject, reply),
       (err: unknown) => {
         throw unavailable(`NATS transport: no acknowledgement for '${msg.subject}' within ${timeoutMs} ms (${(err as Error).message}); its fate is unknown`, err);
@@ -439,7 +439,7 @@ export class NatsTransport implements Transport {
     try {
       const h = metaHeaders(msg, false) ?? natsHeaders();
       h.set(H_REQ, '1');
-      const r = await nc.request(msg.subject, msg.payload, { headers: h, timeout: timeoutMs });
+      const r = await nc.request(msg.subject, msg.text ?? msg.payload, { headers: h, timeout: timeoutMs });
       return { payload: r.data, meta: readHeaders(r.headers) };
     } catch (err) {
       const e = err as { isNoResponders?: () => boolean; name?: string };

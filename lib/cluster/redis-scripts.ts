@@ -235,14 +235,20 @@ const EMPTY: Buffer = Buffer.alloc(0);
 export function readEntry(fields: Buffer[]): Entry {
   let subject = '';
   let payload = EMPTY;
-  const rest = new Map<string, string>();
+  let m: string | undefined;
+  let k: string | undefined;
+  let h: string | undefined;
   for (let i = 0; i + 1 < fields.length; i += 2) {
-    const name = fields[i].toString('latin1');
-    if (name === F.data) payload = fields[i + 1];
-    else if (name === F.subject) subject = fields[i + 1].toString('utf8');
-    else rest.set(name, fields[i + 1].toString('utf8'));
+    const f = fields[i];
+    // one-letter names: compare the byte, no string per field name
+    const name = f.length === 1 ? f[0] : -1;
+    if (name === 0x64 /* d */) payload = fields[i + 1];
+    else if (name === 0x73 /* s */) subject = fields[i + 1].toString('utf8');
+    else if (name === 0x6d /* m */) m = fields[i + 1].toString('latin1');
+    else if (name === 0x6b /* k */) k = fields[i + 1].toString('utf8');
+    else if (name === 0x68 /* h */) h = fields[i + 1].toString('utf8');
   }
-  return { subject, payload, meta: readMeta((n) => rest.get(n)) };
+  return { subject, payload, meta: readMeta((n) => (n === F.meta ? m : n === F.key ? k : n === F.headers ? h : undefined)) };
 }
 
 /** Whether a Redis error says the stream or the group is gone. */

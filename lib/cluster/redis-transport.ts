@@ -49,6 +49,17 @@ interface Watcher {
   last: number;
 }
 
+interface PendingSend {
+  deadline: number;
+  done: boolean;
+  subject: string;
+  timeoutMs: number;
+  reject: (err: unknown) => void;
+}
+
+const STORED: SendResult = Object.freeze({ duplicate: false, stored: true });
+const DUPLICATE: SendResult = Object.freeze({ duplicate: true, stored: true });
+
 export class RedisTransport implements Transport {
   readonly kind = 'redis' as const;
   readonly #o: Required<RedisTransportOptions>;
@@ -111,6 +122,13 @@ export class RedisTransport implements Transport {
     });
   }
 
+  /** MAXLEN's argument, as the string ioredis would make of it on every send. */
+  get #maxLen(): string {
+    return (this.#maxLenArg ??= String(this.#o.maxLen));
+  }
+
+  #maxLenArg: string | undefined;
+
   #streamKey(token: string, partition: number): string {
     return `${this.#o.prefix}:s:${token}:${partition}`;
   }
@@ -125,31 +143,77 @@ export class RedisTransport implements Transport {
     const r = this.#redis;
     this.#noteToken(token);
     const u8 = msg.payload;
-    const payload = Buffer.isBuffer(u8) ? u8 : Buffer.from(u8.buffer, u8.byteOffset, u8.byteLength);
-    const fields: (string | Buffer)[] = ['s', msg.subject, 'd', payload, ...metaFields(msg)];
-    let op: Promise<boolean>;
+    const payload = msg.text ?? (Buffer.isBuffer(u8) ? u8 : Buffer.from(u8.buffer, u8.byteOffset, u8.byteLength));
+    let op: Promise<unknown>;
     if (msg.userId) {
-      op = r.myelinDedupeXadd(`${o.prefix}:d:${msg.id}`, stream, o.dedupeWindowMs, o.maxLen, ...fields).then((dup) => dup === 1);
+      const fields: (string | Buffer)[] = ['s', msg.subject, 'd', payload, ...metaFields(msg)];
+      op = r.myelinDedupeXadd(`${o.prefix}:d:${msg.id}`, stream, o.dedupeWindowMs, o.maxLen, ...fields);
     } else {
-      const trim = o.maxLen > 0 ? ['MAXLEN', '~', o.maxLen] : [];
-      op = r.call('XADD', stream, ...trim, '*', ...fields).then(() => false);
+      // XADD key [MAXLEN ~ n] * s <subject> d <payload> m <meta> [k <key>] [h <headers>]
+      const args: (string | Buffer)[] = o.maxLen > 0 ? [stream, 'MAXLEN', '~', this.#maxLen, '*'] : [stream, '*'];
+      args.push('s', msg.subject, 'd', payload);
+      const meta = metaFields(msg);
+      for (let i = 0; i < meta.length; i++) args.push(meta[i]);
+      op = r.call('XADD', args);
     }
+    // One deadline per send, kept in a FIFO that one timer sweeps (sends on one
+    // connection complete in order), instead of a timer and a wrapper promise each.
     return new Promise<SendResult>((resolve, reject) => {
-      const timer = setTimeout(
-        () => reject(unavailable(`Redis transport: no answer to send on ${msg.subject} within ${timeoutMs} ms (${r.status}); it may still have been stored`)),
-        timeoutMs,
-      );
+      const pending: PendingSend = { deadline: performance.now() + timeoutMs, done: false, subject: msg.subject, timeoutMs, reject };
+      this.#deadlines.push(pending);
+      this.#armSweep();
       op.then(
-        (duplicate) => {
-          clearTimeout(timer);
-          resolve({ duplicate, stored: true });
+        (reply) => {
+          if (pending.done) return;
+          pending.done = true;
+          resolve(msg.userId && reply === 1 ? DUPLICATE : STORED);
         },
         (err: Error) => {
-          clearTimeout(timer);
+          if (pending.done) return;
+          pending.done = true;
           reject(unavailable(`Redis transport: send on ${msg.subject} failed: ${err.message}`, err));
         },
       );
     });
+  }
+
+  readonly #deadlines: PendingSend[] = [];
+  #deadlineHead = 0;
+  #sweep: NodeJS.Timeout | undefined;
+
+  #armSweep(): void {
+    if (this.#sweep !== undefined) return;
+    this.#sweep = setTimeout(() => {
+      this.#sweep = undefined;
+      this.#sweepDeadlines();
+    }, 100);
+    this.#sweep.unref?.();
+  }
+
+  /** Rejects the sends whose deadline passed (it may still have been stored: the caller counts it unknown). */
+  #sweepDeadlines(): void {
+    const q = this.#deadlines;
+    const now = performance.now();
+    let i = this.#deadlineHead;
+    for (; i < q.length; i++) {
+      const p = q[i];
+      if (p.done) continue;
+      if (p.deadline > now) break;
+      p.done = true;
+      p.reject(unavailable(`Redis transport: no answer to send on ${p.subject} within ${p.timeoutMs} ms (${this.#redis.status}); it may still have been stored`));
+    }
+    // drop the settled entries at the head; later ones may have settled out of order
+    while (i < q.length && q[i].done) i++;
+    this.#deadlineHead = i;
+    if (i > 1024 && i * 2 > q.length) {
+      q.splice(0, i);
+      this.#deadlineHead = 0;
+    }
+    if (this.#deadlineHead < q.length) this.#armSweep();
+    else {
+      q.length = 0;
+      this.#deadlineHead = 0;
+    }
   }
 
   /** Adds a token to the tokens set the first time, and again every minute (the set may have been lost). Sent ahead of the XADD on the same pipeline. */
@@ -386,6 +450,7 @@ export class RedisTransport implements Transport {
 
   async #close(): Promise<void> {
     this.#closed = true;
+    if (this.#sweep !== undefined) clearTimeout(this.#sweep);
     await Promise.all([...this.#subs].map((s) => s.close()));
     this.#subs.clear();
     this.#watchers.clear();

@@ -47,7 +47,15 @@ export interface WireMeta {
 
 export interface OutMessage extends WireMeta {
   subject: string;
+  /** The payload bytes; empty when `text` carries it. */
   payload: Uint8Array;
+  /**
+   * The payload as text, when the bus encoded it from a JSON value (Encoding.Json): the
+   * UTF-8 of this string is the payload, and no Buffer was made of it. Both clients
+   * take strings (ioredis writes a command with only string arguments without building
+   * one Buffer of it; nats.js encodes it once). Send `text ?? payload`.
+   */
+  text?: string;
 }
 
 /** What the engine said about a send. */
