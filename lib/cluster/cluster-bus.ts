@@ -49,7 +49,7 @@ import {
   type ResolvedRedis,
 } from './options.js';
 import { RedisTransport } from './redis-transport.js';
-import { type ConfigEntry, type Delivery, type DeliverySink, type Durability, Encoding, type EngineSubscription, type GroupSignal, type NodeInfo, type OutMessage, type Transport, type WireMeta } from './transport.js';
+import { type ConfigEntry, type Delivery, type DeliverySink, type Durability, Encoding, type EngineSubscription, type GroupSignal, type NodeInfo, type OutMessage, type SendResult, type Transport, type WireMeta } from './transport.js';
 
 /** Sends in flight to the engine at once. */
 const WINDOW = 1024;
@@ -332,8 +332,28 @@ export class ClusterBus {
       headers: o.headers,
       id: id ?? `${this.#node}.${++this.#seq}`,
       userId: id !== undefined,
-      time: performance.timeOrigin + performance.now(),
+      time: this.#clock(),
     };
+  }
+
+  #now = 0;
+  #ticks = 0;
+  #clockFresh = false;
+  readonly #clockStale = (): void => {
+    this.#clockFresh = false;
+  };
+
+  /**
+   * The publish clock, as the in-memory bus keeps it: read once per task (the first
+   * publish after the task's microtasks ran) and every 256 publishes, not per event.
+   */
+  #clock(): number {
+    if (!this.#clockFresh) {
+      this.#clockFresh = true;
+      queueMicrotask(this.#clockStale);
+    } else if (++this.#ticks < 256) return this.#now;
+    this.#ticks = 0;
+    return (this.#now = performance.timeOrigin + performance.now());
   }
 
   publish(subject: string, data?: unknown, opts?: PublishOptions): boolean {
@@ -525,38 +545,62 @@ export class ClusterBus {
       e.state = 1;
       this.#waiting--;
       this.#sending++;
-      this.#t.send(e.msg, this.#o.ackTimeoutMs).then(
+      const p = this.#t.send(e.msg, this.#o.ackTimeoutMs);
+      // A transport may answer many sends with one promise (core NATS: one flush per
+      // turn): those entries share one pair of reactions instead of one pair each.
+      if (p === this.#batchOf) {
+        (this.#batch as Entry[]).push(e);
+        continue;
+      }
+      const batch = [e];
+      this.#batchOf = p;
+      this.#batch = batch;
+      p.then(
         (r) => {
-          this.#sending--;
-          this.#backoff = 0;
-          this.#acked++;
-          this.#lastAckAt = performance.now();
-          if (r.duplicate) this.#duplicates++;
-          if (!r.stored) this.#notStored++;
-          if (e.state === 1) this.#finish(e, undefined);
+          if (this.#batchOf === p) this.#batchOf = this.#batch = undefined;
+          for (let i = 0; i < batch.length; i++) this.#sent(batch[i], r);
           this.#pump();
           this.#room();
         },
         (err: unknown) => {
-          this.#sending--;
-          this.#sendFailures++;
-          this.#error(err);
-          if (e.state === 1) {
-            if (e.retry && !this.#closedHard && this.#failure === undefined) {
-              // Sent again after a backoff, with the same id: the engine stores it once.
-              e.state = 0;
-              this.#waiting++;
-              this.#retry.push(e);
-              this.#retry.sort((a, b) => a.seq - b.seq);
-              this.#scheduleRetry();
-            } else {
-              this.#unknown++;
-              this.#finish(e, err instanceof MyelinError ? err : new MyelinError('ERR_TRANSPORT_UNAVAILABLE', `${(err as Error).message}; the event's fate is unknown`, { cause: err }));
-            }
-          }
+          if (this.#batchOf === p) this.#batchOf = this.#batch = undefined;
+          for (let i = 0; i < batch.length; i++) this.#sendFailed(batch[i], err);
           this.#room();
         },
       );
+    }
+  }
+
+  #batchOf: Promise<unknown> | undefined;
+  #batch: Entry[] | undefined;
+
+  /** The engine acknowledged a send. */
+  #sent(e: Entry, r: SendResult): void {
+    this.#sending--;
+    this.#backoff = 0;
+    this.#acked++;
+    this.#lastAckAt = performance.now();
+    if (r.duplicate) this.#duplicates++;
+    if (!r.stored) this.#notStored++;
+    if (e.state === 1) this.#finish(e, undefined);
+  }
+
+  /** A send failed: publish() events go again after a backoff (same id); a publishAsync's fate is unknown. */
+  #sendFailed(e: Entry, err: unknown): void {
+    this.#sending--;
+    this.#sendFailures++;
+    this.#error(err);
+    if (e.state !== 1) return;
+    if (e.retry && !this.#closedHard && this.#failure === undefined) {
+      // Sent again after a backoff, with the same id: the engine stores it once.
+      e.state = 0;
+      this.#waiting++;
+      this.#retry.push(e);
+      this.#retry.sort((a, b) => a.seq - b.seq);
+      this.#scheduleRetry();
+    } else {
+      this.#unknown++;
+      this.#finish(e, err instanceof MyelinError ? err : new MyelinError('ERR_TRANSPORT_UNAVAILABLE', `${(err as Error).message}; the event's fate is unknown`, { cause: err }));
     }
   }
 
