@@ -18,7 +18,7 @@
 import { hostname } from 'node:os';
 import { AckPolicy, DeliverPolicy, type JetStreamManager, type JsMsg, jetstream, type JetStreamClient, jetstreamManager, RetentionPolicy, StorageType } from '@nats-io/jetstream';
 import { type KV, Kvm } from '@nats-io/kv';
-import { headers as natsHeaders, type Msg, type MsgHdrs, type NatsConnection, type Subscription as NatsSub } from '@nats-io/nats-core';
+import { createInbox, headers as natsHeaders, type Msg, type MsgHdrs, type NatsConnection, type Subscription as NatsSub } from '@nats-io/nats-core';
 import { connect } from '@nats-io/transport-node';
 import { MyelinError } from '../errors.js';
 import type { ResolvedNats } from './options.js';
@@ -167,6 +167,7 @@ export class NatsTransport implements Transport {
       }
       await this.#refreshFilters();
       this.#followStream(nc, this.#o.stream);
+      this.#listenForAcks(nc);
     }
   }
 
@@ -226,12 +227,66 @@ export class NatsTransport implements Transport {
       }
       return this.#flushed(nc, timeoutMs);
     }
-    return nc.request(msg.subject, msg.text ?? msg.payload, { headers: metaHeaders(msg, true), timeout: timeoutMs }).then(
-      (reply) => this.#pubAck(msg.subject, reply),
-      (err: unknown) => {
-        throw unavailable(`NATS transport: no acknowledgement for '${msg.subject}' within ${timeoutMs} ms (${(err as Error).message}); its fate is unknown`, err);
+    // A JetStream publish: the PubAck comes to our one reply subscription (#acks),
+    // matched by the reply subject's sequence number. No request object, inbox lookup
+    // or timer per event: one deadline sweeper covers every outstanding publish.
+    const n = ++this.#ackSeq;
+    try {
+      nc.publish(msg.subject, msg.text ?? msg.payload, { headers: metaHeaders(msg, true), reply: `${this.#ackInbox}${n}` });
+    } catch (err) {
+      return Promise.reject(unavailable(`NATS transport: publish to '${msg.subject}' failed (${(err as Error).message})`, err));
+    }
+    return new Promise<SendResult>((resolve, reject) => {
+      this.#awaiting.set(n, { resolve, reject, subject: msg.subject, deadline: performance.now() + timeoutMs, timeoutMs });
+      this.#armSweep();
+    });
+  }
+
+  /** Where PubAcks come back: `<inbox>.<seq>`. */
+  #ackInbox = '';
+  #ackSeq = 0;
+  /** Outstanding JetStream publishes by sequence, in send order (a Map iterates in insertion order). */
+  readonly #awaiting = new Map<number, AwaitingAck>();
+  #sweep: NodeJS.Timeout | undefined;
+
+  #listenForAcks(nc: NatsConnection): void {
+    const inbox = createInbox();
+    this.#ackInbox = `${inbox}.`;
+    const from = this.#ackInbox.length;
+    nc.subscribe(`${inbox}.*`, {
+      callback: (err, m) => {
+        if (err) return;
+        const n = Number(m.subject.slice(from));
+        const a = this.#awaiting.get(n);
+        if (a === undefined) return; // answered after its deadline: already reported unknown
+        this.#awaiting.delete(n);
+        if (m.headers?.hasError) {
+          // 503: no stream took it (JetStream down, or the stream gone)
+          a.reject(unavailable(`NATS transport: JetStream answered ${m.headers.code} for '${a.subject}' (${m.headers.description || 'no responders'}); its fate is unknown`));
+          return;
+        }
+        try {
+          a.resolve(this.#pubAck(a.subject, m));
+        } catch (e) {
+          a.reject(e);
+        }
       },
-    );
+    });
+  }
+
+  #armSweep(): void {
+    if (this.#sweep !== undefined) return;
+    this.#sweep = setTimeout(() => {
+      this.#sweep = undefined;
+      const now = performance.now();
+      for (const [n, a] of this.#awaiting) {
+        if (a.deadline > now) break;
+        this.#awaiting.delete(n);
+        a.reject(unavailable(`NATS transport: no acknowledgement for '${a.subject}' within ${a.timeoutMs} ms; its fate is unknown`));
+      }
+      if (this.#awaiting.size > 0) this.#armSweep();
+    }, 100);
+    this.#sweep.unref?.();
   }
 
   #flush: Promise<SendResult> | undefined;
@@ -582,6 +637,9 @@ export class NatsTransport implements Transport {
     if (this.#closed) return;
     this.#closed = true;
     for (const t of this.#timers) clearInterval(t);
+    if (this.#sweep !== undefined) clearTimeout(this.#sweep);
+    for (const a of this.#awaiting.values()) a.reject(unavailable(`NATS transport: closed before '${a.subject}' was acknowledged; its fate is unknown`));
+    this.#awaiting.clear();
     const nc = this.#nc;
     if (nc === undefined) return;
     try {
@@ -591,6 +649,14 @@ export class NatsTransport implements Transport {
     }
     this.#connected = false;
   }
+}
+
+interface AwaitingAck {
+  resolve: (r: SendResult) => void;
+  reject: (err: unknown) => void;
+  subject: string;
+  deadline: number;
+  timeoutMs: number;
 }
 
 const NOOP = (): void => {};
