@@ -39,6 +39,11 @@ describe.each(['nats', 'redis'] as Kind[])('queue checker on %s', (kind) => {
     expect(r.report.unexpected).toBe(0);
     expect(r.report.lost).toBe(0);
     expect(r.healed).toBe(true);
-    expect(r.report.duplicated).toBeLessThanOrEqual(DUP_BOUND);
+    // JetStream 2.9 writes a durable consumer's state lazily, and after a kill -9 of the
+    // server it may deliver again what was stored before the crash, as first deliveries
+    // (bench/RESULTS.md "Queue checker"): on NATS the bound adds what was acknowledged
+    // before the broker was killed.
+    const brokerKill = r.faults.find((f) => f.fault === 'kill -9 broker')?.atAcked ?? 0;
+    expect(r.report.duplicated).toBeLessThanOrEqual(DUP_BOUND + (kind === 'nats' ? brokerKill : 0));
   });
 });
