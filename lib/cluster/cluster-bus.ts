@@ -51,8 +51,14 @@ import {
 import { RedisTransport } from './redis-transport.js';
 import { type ConfigEntry, type Delivery, type DeliverySink, type Durability, Encoding, type EngineSubscription, type GroupSignal, type NodeInfo, type OutMessage, type SendResult, type Transport, type WireMeta } from './transport.js';
 
-/** Sends in flight to the engine at once. */
+/**
+ * Sends in flight to the engine at once: each one waits for its own acknowledgement
+ * (a JetStream PubAck, a Redis reply). Core NATS acknowledges a whole turn's sends
+ * with one flush round trip, so it keeps a window as deep as a raw client's flush
+ * interval.
+ */
 const WINDOW = 1024;
+const CORE_WINDOW = 16384;
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,128}$/;
 const RESERVED_HEADER = /^(myelin-|nats-)/i;
 
@@ -86,6 +92,8 @@ export interface ClusterStats extends BusStats {
     errors: number;
     lastError: string | undefined;
     durability: Durability | undefined;
+    /** Where the engine promises less than transport.durability asked for (also a process warning, MYELIN_DURABILITY). */
+    durabilityWarnings: string[];
   };
 }
 
@@ -148,6 +156,7 @@ export class ClusterBus {
   readonly #o: ResolvedNats | ResolvedRedis;
   readonly #t: Transport;
   readonly #capacity: number;
+  readonly #window: number;
   readonly #overflow: Overflow;
   readonly #node: string;
   #seq = 0;
@@ -211,6 +220,7 @@ export class ClusterBus {
     this.#overflow = overflow;
     this.#node = `${hostname().replace(/[^A-Za-z0-9_-]/g, '_')}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
     this.#t = this.#o.kind === 'nats' ? new NatsTransport(this.#o) : new RedisTransport(this.#o, this.#node);
+    this.#window = this.#o.kind === 'nats' && this.#o.stream === false ? CORE_WINDOW : WINDOW;
     this.#hist = new (native().Histogram)();
     this.#latency = new HistogramRecorder(this.#hist);
     this.#connecting = this.#t.connect(this.#o.connectTimeoutMs).then(
@@ -221,7 +231,7 @@ export class ClusterBus {
         this.#beat();
         this.#heartbeat = setInterval(() => this.#beat(), this.#o.heartbeatMs);
         this.#heartbeat.unref();
-        void this.#t.durability().then((d) => (this.#durability = d), (e) => this.#error(e));
+        void this.#t.durability().then((d) => this.#checkDurability(d), (e) => this.#error(e));
       },
       (err: unknown) => {
         this.#failure = err instanceof MyelinError ? err : new MyelinError('ERR_TRANSPORT_UNAVAILABLE', `cannot connect: ${(err as Error).message}`, { cause: err });
@@ -271,6 +281,29 @@ export class ClusterBus {
         stages: new StageSamples(),
         pools: () => [],
       });
+    }
+  }
+
+  readonly #durabilityWarnings: string[] = [];
+
+  /** Keeps what the engine reports, and warns where it promises less than the caller asked for. */
+  #checkDurability(d: Durability): void {
+    this.#durability = d;
+    const want = this.#o.durability;
+    if (want === undefined) return;
+    const short: string[] = [];
+    if (want.replicas !== undefined && d.replicas < want.replicas) short.push(`${want.replicas} replicas were asked for; the ${this.#t.kind} engine keeps ${d.replicas}`);
+    if (want.persistent === true && (d.storage === 'memory' || d.storage === 'none')) short.push(`persistence was asked for; the ${this.#t.kind} engine keeps events in ${d.storage === 'none' ? 'no storage at all' : 'memory only'}: a restart loses them`);
+    if (want.fsync === true && d.fsync !== 'always') {
+      short.push(
+        this.#t.kind === 'nats'
+          ? 'fsync per event was asked for; JetStream syncs lazily by default and the client cannot see the server setting (set sync_interval: always in nats-server.conf)'
+          : `fsync per event was asked for; Redis runs appendfsync ${d.fsync} (set appendonly yes, appendfsync always)`,
+      );
+    }
+    for (const w of short) {
+      this.#durabilityWarnings.push(w);
+      process.emitWarning(`myelin bus: ${w}`, { code: 'MYELIN_DURABILITY' });
     }
   }
 
@@ -462,7 +495,7 @@ export class ClusterBus {
       e.timer.unref?.();
     }
     this.#queue.push(e);
-    if (this.#sending < WINDOW && this.#retryTimer === undefined) this.#pump();
+    if (this.#sending < this.#window && this.#retryTimer === undefined) this.#pump();
     return true;
   }
 
@@ -531,7 +564,8 @@ export class ClusterBus {
   /** Sends waiting entries, retries first (oldest first), while the window has room. */
   #pump(): void {
     if (!this.#up || this.#failure !== undefined || this.#retryTimer !== undefined) return;
-    while (this.#sending < WINDOW) {
+    const window = this.#window;
+    while (this.#sending < window) {
       let e: Entry | undefined;
       if (this.#retry.length > 0) e = this.#retry.shift();
       else if (this.#qHead < this.#queue.length) {
@@ -710,7 +744,7 @@ export class ClusterBus {
 
   onDelivered(time: number): void {
     this.#delivered++;
-    const lat = (performance.timeOrigin + performance.now() - time) * 1e6;
+    const lat = (this.#clock() - time) * 1e6;
     this.#latency.recordTrusted(lat > 0 ? lat : 0);
   }
 
@@ -887,6 +921,7 @@ export class ClusterBus {
         errors: this.#errors,
         lastError: this.#lastError,
         durability: this.#durability,
+        durabilityWarnings: [...this.#durabilityWarnings],
       },
     };
   }

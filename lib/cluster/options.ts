@@ -5,6 +5,8 @@ import { invalidArgument } from '../errors.js';
 import { checkOptions, describeType } from '../bus/options.js';
 
 export interface NatsTransportConfig {
+  /** The durability the caller needs: a warning when the engine is set up for less. */
+  durability?: DurabilityRequest;
   kind: 'nats';
   servers: string | string[];
   /** JetStream stream name (default 'MYELIN'); false: core NATS only, nothing stored. */
@@ -26,6 +28,8 @@ export interface NatsTransportConfig {
 }
 
 export interface RedisTransportConfig {
+  /** The durability the caller needs: a warning when the engine is set up for less. */
+  durability?: DurabilityRequest;
   kind: 'redis';
   url: string;
   /** Key prefix (default 'myelin'). */
@@ -43,8 +47,24 @@ export interface RedisTransportConfig {
 
 export type TransportConfig = NatsTransportConfig | RedisTransportConfig;
 
+/**
+ * The durability a caller asks for. The bus cannot make an engine more durable than it
+ * is set up to be; it compares this with what the engine reports once connected and
+ * warns (process warning MYELIN_DURABILITY, stats().transport.durabilityWarnings) where
+ * the engine falls short.
+ */
+export interface DurabilityRequest {
+  /** Copies of each event the engine keeps (NATS stream replicas; Redis: 1 + replicas). */
+  replicas?: number;
+  /** Events survive an engine restart (NATS file storage; Redis AOF or RDB). */
+  persistent?: boolean;
+  /** Every acknowledged event is on disk (Redis appendfsync always; NATS sync_interval always, which the client cannot see). */
+  fsync?: boolean;
+}
+
 /** What every transport shares, resolved. */
 export interface ResolvedCommon {
+  durability: DurabilityRequest | undefined;
   dedupeWindowMs: number;
   connectTimeoutMs: number;
   ackTimeoutMs: number;
@@ -70,7 +90,7 @@ export interface ResolvedRedis extends ResolvedCommon {
   maxLen: number;
 }
 
-const COMMON = ['kind', 'dedupeWindowMs', 'connectTimeoutMs', 'ackTimeoutMs', 'heartbeatMs', 'address'];
+const COMMON = ['kind', 'dedupeWindowMs', 'connectTimeoutMs', 'ackTimeoutMs', 'heartbeatMs', 'address', 'durability'];
 const NATS_KEYS: ReadonlySet<string> = new Set([...COMMON, 'servers', 'stream', 'replicas', 'storage', 'maxAgeMs', 'name']);
 const REDIS_KEYS: ReadonlySet<string> = new Set([...COMMON, 'url', 'prefix', 'partitions', 'maxLen']);
 
@@ -92,9 +112,25 @@ function str(v: unknown, where: string): string | undefined {
   return v;
 }
 
+function durabilityRequest(v: unknown): DurabilityRequest | undefined {
+  if (v === undefined) return undefined;
+  const w = 'Bus(options): transport.durability';
+  checkOptions(v, w, new Set(['replicas', 'persistent', 'fsync']));
+  const d = v as Record<string, unknown>;
+  for (const k of ['persistent', 'fsync']) {
+    if (d[k] !== undefined && typeof d[k] !== 'boolean') throw invalidArgument(`${w}.${k} must be a boolean, got ${describeType(d[k])}`);
+  }
+  return {
+    replicas: d.replicas === undefined ? undefined : int(d.replicas, `${w}.replicas`, 1, 16, 1),
+    persistent: d.persistent as boolean | undefined,
+    fsync: d.fsync as boolean | undefined,
+  };
+}
+
 function common(o: Record<string, unknown>): ResolvedCommon {
   const w = 'Bus(options): transport.';
   return {
+    durability: durabilityRequest(o.durability),
     dedupeWindowMs: int(o.dedupeWindowMs, `${w}dedupeWindowMs`, 1, 2 ** 31 - 1, 120_000),
     connectTimeoutMs: int(o.connectTimeoutMs, `${w}connectTimeoutMs`, 1, 2 ** 31 - 1, 5000),
     ackTimeoutMs: int(o.ackTimeoutMs, `${w}ackTimeoutMs`, 1, 2 ** 31 - 1, 5000),

@@ -7,7 +7,7 @@
 // the server, so two processes racing can never both win (two claimers never both get an
 // entry; two publishers of one id never both store it).
 import type { Redis } from 'ioredis';
-import { F, readMeta } from './codec.js';
+import { unpackMeta } from './codec.js';
 import type { WireMeta } from './transport.js';
 
 /** SET NX PX the dedupe key; XADD only when it was set. KEYS: dedupe, stream. ARGV: windowMs, maxLen (0: no trim), fields... Returns 1 for a duplicate. */
@@ -248,7 +248,8 @@ export function readEntry(fields: Buffer[]): Entry {
     else if (name === 0x6b /* k */) k = fields[i + 1].toString('utf8');
     else if (name === 0x68 /* h */) h = fields[i + 1].toString('utf8');
   }
-  return { subject, payload, meta: readMeta((n) => (n === F.meta ? m : n === F.key ? k : n === F.headers ? h : undefined)) };
+  const u = unpackMeta(m, k, h);
+  return { subject: u.subject ?? subject, payload, meta: u.meta };
 }
 
 /** Whether a Redis error says the stream or the group is gone. */

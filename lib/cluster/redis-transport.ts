@@ -17,7 +17,7 @@
 // unknown). Commands wait in ioredis's offline queue across a reconnect.
 import { Redis } from 'ioredis';
 import { MyelinError, invalidArgument } from '../errors.js';
-import { metaFields } from './codec.js';
+import { extraFields, packMeta } from './codec.js';
 import { defineScripts, firstToken, partitionOf, type ScriptedRedis } from './redis-scripts.js';
 import { RedisSubscription } from './redis-subscription.js';
 import type { ConfigEntry, DeliverySink, Durability, EngineSubscription, GroupSignal, NodeInfo, OutMessage, SendResult, SubscribeSpec, Transport } from './transport.js';
@@ -47,6 +47,17 @@ function unavailable(message: string, cause?: unknown): MyelinError {
 interface Watcher {
   fn: (e: ConfigEntry) => void;
   last: number;
+}
+
+interface BatchedSend {
+  args: (string | Buffer | number)[];
+  /** The dedupe script (a caller-given id), not a plain XADD. */
+  dedupe: boolean;
+  /** An XTRIM (no caller waits for it). */
+  trim: boolean;
+  pending: PendingSend | undefined;
+  resolve: ((r: SendResult) => void) | undefined;
+  reject: ((err: unknown) => void) | undefined;
 }
 
 interface PendingSend {
@@ -144,37 +155,94 @@ export class RedisTransport implements Transport {
     this.#noteToken(token);
     const u8 = msg.payload;
     const payload = msg.text ?? (Buffer.isBuffer(u8) ? u8 : Buffer.from(u8.buffer, u8.byteOffset, u8.byteLength));
-    let op: Promise<unknown>;
     if (msg.userId) {
-      const fields: (string | Buffer)[] = ['s', msg.subject, 'd', payload, ...metaFields(msg)];
-      op = r.myelinDedupeXadd(`${o.prefix}:d:${msg.id}`, stream, o.dedupeWindowMs, o.maxLen, ...fields);
-    } else {
-      // XADD key [MAXLEN ~ n] * s <subject> d <payload> m <meta> [k <key>] [h <headers>]
-      const args: (string | Buffer)[] = o.maxLen > 0 ? [stream, 'MAXLEN', '~', this.#maxLen, '*'] : [stream, '*'];
-      args.push('s', msg.subject, 'd', payload);
-      const meta = metaFields(msg);
-      for (let i = 0; i < meta.length; i++) args.push(meta[i]);
-      op = r.call('XADD', args);
+      // the dedupe script, in the same pipeline as the plain XADDs: one order for all sends
+      const fields: (string | Buffer)[] = ['m', packMeta(msg, msg.subject), 'd', payload, ...(extraFields(msg) ?? [])];
+      const args: (string | Buffer | number)[] = [`${o.prefix}:d:${msg.id}`, stream, o.dedupeWindowMs, o.maxLen, ...fields];
+      return new Promise<SendResult>((resolve, reject) => {
+        const pending = this.#deadline(msg.subject, timeoutMs, reject);
+        if (this.#batch.length === 0) queueMicrotask(this.#flushBatch);
+        this.#batch.push({ args, dedupe: true, trim: false, pending, resolve, reject });
+      });
     }
-    // One deadline per send, kept in a FIFO that one timer sweeps (sends on one
-    // connection complete in order), instead of a timer and a wrapper promise each.
+    // XADD key * m <meta and subject> d <payload> [k <key>] [h <headers>], gathered for
+    // the turn into one explicit pipeline (cheaper per command than auto-pipelining:
+    // one exec, one result array). MAXLEN is not on every XADD: #trim trims each
+    // stream every so many sends.
+    const args: (string | Buffer)[] = [stream, '*', 'm', packMeta(msg, msg.subject), 'd', payload];
+    const extra = extraFields(msg);
+    if (extra !== undefined) for (let i = 0; i < extra.length; i++) args.push(extra[i]);
+    if (o.maxLen > 0) this.#trim(stream);
     return new Promise<SendResult>((resolve, reject) => {
-      const pending: PendingSend = { deadline: performance.now() + timeoutMs, done: false, subject: msg.subject, timeoutMs, reject };
-      this.#deadlines.push(pending);
-      this.#armSweep();
-      op.then(
-        (reply) => {
-          if (pending.done) return;
-          pending.done = true;
-          resolve(msg.userId && reply === 1 ? DUPLICATE : STORED);
-        },
-        (err: Error) => {
-          if (pending.done) return;
-          pending.done = true;
-          reject(unavailable(`Redis transport: send on ${msg.subject} failed: ${err.message}`, err));
-        },
-      );
+      const pending = this.#deadline(msg.subject, timeoutMs, reject);
+      if (this.#batch.length === 0) queueMicrotask(this.#flushBatch);
+      this.#batch.push({ args, dedupe: false, trim: false, pending, resolve, reject });
     });
+  }
+
+  /**
+   * Trims a stream to about maxLen entries (XTRIM MAXLEN ~) once every trimEvery sends
+   * to it, on the same pipeline as the sends: the stream can run over maxLen by at
+   * most trimEvery entries, and no XADD carries three more arguments.
+   */
+  #trim(stream: string): void {
+    const n = (this.#sinceTrim.get(stream) ?? 0) + 1;
+    if (n < this.#trimEvery) {
+      this.#sinceTrim.set(stream, n);
+      return;
+    }
+    this.#sinceTrim.set(stream, 0);
+    if (this.#batch.length === 0) queueMicrotask(this.#flushBatch);
+    this.#batch.push({ args: [stream, 'MAXLEN', '~', this.#maxLen], dedupe: false, trim: true, pending: undefined, resolve: undefined, reject: undefined });
+  }
+
+  readonly #sinceTrim = new Map<string, number>();
+
+  get #trimEvery(): number {
+    return Math.max(1, Math.min(1024, Math.floor(this.#o.maxLen / 8)));
+  }
+
+  /** The turn's XADDs, sent as one pipeline at the end of the turn. */
+  #batch: BatchedSend[] = [];
+
+  readonly #flushBatch = (): void => {
+    const batch = this.#batch;
+    this.#batch = [];
+    const p = this.#redis.pipeline();
+    for (let i = 0; i < batch.length; i++) {
+      const b = batch[i];
+      if (b.dedupe) (p as unknown as { myelinDedupeXadd(...a: unknown[]): void }).myelinDedupeXadd(...b.args);
+      else if (b.trim) p.call('XTRIM', b.args);
+      else p.call('XADD', b.args);
+    }
+    p.exec().then(
+      (results) => {
+        for (let i = 0; i < batch.length; i++) {
+          const b = batch[i];
+          if (b.pending === undefined) continue; // a trim: a failed one is the next trim's to redo
+          if (b.pending.done) continue;
+          b.pending.done = true;
+          const err = results?.[i]?.[0];
+          if (err) b.reject!(unavailable(`Redis transport: send on ${b.pending.subject} failed: ${err.message}`, err));
+          else b.resolve!(b.dedupe && results?.[i]?.[1] === 1 ? DUPLICATE : STORED);
+        }
+      },
+      (err: Error) => {
+        for (const b of batch) {
+          if (b.pending === undefined || b.pending.done) continue;
+          b.pending.done = true;
+          b.reject!(unavailable(`Redis transport: send on ${b.pending.subject} failed: ${err.message}`, err));
+        }
+      },
+    );
+  };
+
+  /** A send's deadline, in the FIFO one timer sweeps (sends on one connection complete in order), instead of a timer each. */
+  #deadline(subject: string, timeoutMs: number, reject: (err: unknown) => void): PendingSend {
+    const pending: PendingSend = { deadline: performance.now() + timeoutMs, done: false, subject, timeoutMs, reject };
+    this.#deadlines.push(pending);
+    this.#armSweep();
+    return pending;
   }
 
   readonly #deadlines: PendingSend[] = [];

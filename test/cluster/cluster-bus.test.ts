@@ -291,6 +291,26 @@ describe.each<Kind>(['nats', 'redis'])('cluster bus on %s', (kind) => {
     expect(d.notes.length).toBeGreaterThan(0);
     expect(typeof d.storage).toBe('string');
     await until(() => bus.stats().transport?.durability !== undefined, 'durability in stats');
+    expect(bus.stats().transport?.durabilityWarnings).toEqual([]);
+  });
+
+  it('warns when the caller asks for more durability than the engine is set up to give', async () => {
+    const warned: string[] = [];
+    const onWarning = (w: Error & { code?: string }) => void (w.code === 'MYELIN_DURABILITY' && warned.push(w.message));
+    process.on('warning', onWarning);
+    try {
+      const bus = open(transport(kind, { durability: { replicas: 3, persistent: true, fsync: true } }));
+      await bus.ready;
+      await until(() => (bus.stats().transport?.durabilityWarnings.length ?? 0) > 0, 'the warnings');
+      const w = bus.stats().transport!.durabilityWarnings;
+      expect(w.some((x) => /3 replicas were asked for/.test(x))).toBe(true);
+      expect(w.some((x) => /fsync per event/.test(x))).toBe(true);
+      // the shared Redis keeps nothing on disk; the shared NATS stores files
+      expect(w.some((x) => /persistence was asked for/.test(x))).toBe(kind === 'redis');
+      await until(() => warned.length === w.length, 'the process warnings');
+    } finally {
+      process.off('warning', onWarning);
+    }
   });
 
   it('records the bus series and the cluster series (lag per group) through a Metrics sink', async () => {
