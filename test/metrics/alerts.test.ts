@@ -294,7 +294,7 @@ describe('default rules', () => {
     const { am } = manager(r, { defaultRules: true });
     const names = am.list().map((l) => l.rule.name);
     expect(names).toEqual(defaultRules().map((d) => d.name));
-    expect(names).toHaveLength(10);
+    expect(names).toHaveLength(11);
     for (const l of am.list()) expect(l.rule.when.metric.startsWith('myelin_')).toBe(true);
     at(am, 0, 1000);
     expect(am.list().every((l) => l.state === 'inactive')).toBe(true);
