@@ -25,7 +25,7 @@
 import diagnostics from 'node:diagnostics_channel';
 import { performance } from 'node:perf_hooks';
 import { MyelinError, invalidArgument } from '../errors.js';
-import { HistogramRecorder } from '../internal/histogram.js';
+import { HistogramRecorder, latencyUs as latencyOf } from '../internal/histogram.js';
 import { isMetricsSink, type MetricsSink } from '../internal/metrics-sink.js';
 import { native, type NativeHistogram } from '../internal/native.js';
 import { BusMetrics, MAX_PREFIXES, type PoolSample, type PrefixCounts, STAGE_SAMPLE_EVERY, StageSamples } from './bus-metrics.js';
@@ -1202,11 +1202,7 @@ export class Bus {
       queued += q.size;
       lanes[PRIORITIES[l]] = { published: this.#lanePublished[l], queued: q.size, dropped: this.#laneDropped[l], capacity: q.capacity };
     }
-    let latencyUs = { p50: 0, p99: 0, p999: 0, max: 0, count: 0 };
-    if (!this.#closing) {
-      const s = this.#hist.snapshot();
-      latencyUs = { p50: s.p50 / 1000, p99: s.p99 / 1000, p999: s.p999 / 1000, max: s.max / 1000, count: s.count };
-    }
+    const latencyUs = latencyOf(this.#hist, this.#closing !== undefined);
     return {
       published: this.#published,
       delivered: this.#delivered,

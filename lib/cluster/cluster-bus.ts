@@ -28,7 +28,7 @@ import { performance } from 'node:perf_hooks';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { MyelinError, invalidArgument } from '../errors.js';
-import { HistogramRecorder } from '../internal/histogram.js';
+import { HistogramRecorder, latencyUs as latencyOf } from '../internal/histogram.js';
 import type { MetricsSink } from '../internal/metrics-sink.js';
 import { native, packageRoot, type NativeHistogram } from '../internal/native.js';
 import { BusMetrics, MAX_PREFIXES, StageSamples } from '../bus/bus-metrics.js';
@@ -885,11 +885,7 @@ export class ClusterBus {
     // lane's queued is 0.
     const lanes = {} as BusStats['lanes'];
     for (let l = 0; l < 4; l++) lanes[PRIORITIES[l]] = { published: this.#lanePublished[l], queued: 0, dropped: this.#laneDropped[l], capacity: this.#capacity };
-    let latencyUs = { p50: 0, p99: 0, p999: 0, max: 0, count: 0 };
-    if (!this.#closing) {
-      const s = this.#hist.snapshot();
-      latencyUs = { p50: s.p50 / 1000, p99: s.p99 / 1000, p999: s.p999 / 1000, max: s.max / 1000, count: s.count };
-    }
+    const latencyUs = latencyOf(this.#hist, this.#closing !== undefined);
     return {
       published: this.#published,
       delivered: this.#delivered,

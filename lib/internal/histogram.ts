@@ -37,6 +37,13 @@ export function countsIndex(v: number): number {
   return b * 1024 + Math.floor(v / 2 ** b);
 }
 
+/** A bus's stats().latencyUs: the histogram's nanoseconds as microseconds; zeros once it is closing (its memory may be gone). */
+export function latencyUs(hist: Pick<NativeHistogram, 'snapshot'>, closing: boolean): { p50: number; p99: number; p999: number; max: number; count: number } {
+  if (closing) return { p50: 0, p99: 0, p999: 0, max: 0, count: 0 };
+  const s = hist.snapshot();
+  return { p50: s.p50 / 1000, p99: s.p99 / 1000, p999: s.p999 / 1000, max: s.max / 1000, count: s.count };
+}
+
 /** What a recorder needs of a histogram: a shard of its own, and a merged read. */
 export type ShardedHistogram = Pick<NativeHistogram, 'acquireShard' | 'releaseShard' | 'snapshot'>;
 

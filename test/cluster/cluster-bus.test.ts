@@ -5,31 +5,14 @@
 // it, an unacknowledged event is redelivered after the ack-wait, the registry and the
 // configuration store work, and bad input gets ERR_INVALID_ARGUMENT. Each test uses its
 // own stream / key prefix and subject prefix, and removes them.
-import { connect } from '@nats-io/transport-node';
-import { jetstreamManager } from '@nats-io/jetstream';
-import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Bus } from '../../lib/bus/bus.js';
 import type { BusEvent } from '../../lib/bus/types.js';
 import { MyelinError } from '../../lib/errors.js';
 import { Metrics } from '../../lib/metrics/metrics.js';
+import { type Kind, NATS, REDIS, removeMade, sleep, uid, until } from './engines.js';
 
-const NATS = 'nats://127.0.0.1:4222';
-const REDIS = 'redis://127.0.0.1:6379';
-
-type Kind = 'nats' | 'redis';
 type Ev = BusEvent & { redelivered?: boolean; deliveries?: number };
-
-const uid = () => Math.random().toString(36).slice(2, 10);
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function until(pred: () => boolean, what: string, ms = 20_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!pred()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
-}
 
 const streams: string[] = [];
 const prefixes: string[] = [];
@@ -46,22 +29,7 @@ function transport(kind: Kind, extra: Record<string, unknown> = {}): { kind: Kin
   return { kind, url: REDIS, prefix, partitions: 4, ...extra };
 }
 
-afterAll(async () => {
-  const nc = await connect({ servers: NATS });
-  const jsm = await jetstreamManager(nc);
-  for (const s of streams) await jsm.streams.delete(s).catch(() => {});
-  await nc.close();
-  const r = new Redis(REDIS);
-  for (const p of prefixes) {
-    let cursor = '0';
-    do {
-      const [next, keys] = await r.scan(cursor, 'MATCH', `${p}:*`, 'COUNT', 1000);
-      cursor = next;
-      if (keys.length) await r.del(...keys);
-    } while (cursor !== '0');
-  }
-  await r.quit();
-});
+afterAll(() => removeMade({ streams, prefixes }));
 
 describe.each<Kind>(['nats', 'redis'])('cluster bus on %s', (kind) => {
   const buses: Bus[] = [];

@@ -9,18 +9,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Bus } from '../../lib/bus/bus.js';
 import { type Broker, startNats, startRedis } from './brokers.js';
+import { type Kind, sleep, uid, until } from './engines.js';
 
-type Kind = 'nats' | 'redis';
-const uid = () => Math.random().toString(36).slice(2, 10);
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function until(pred: () => boolean, what: string, ms = 30_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!pred()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(25);
-  }
-}
 
 describe.each<Kind>(['nats', 'redis'])('cluster bus on %s with the engine down', (kind) => {
   let broker: Broker;

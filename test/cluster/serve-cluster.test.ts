@@ -10,24 +10,15 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Kvm } from '@nats-io/kv';
-import { jetstream, jetstreamManager } from '@nats-io/jetstream';
-import { connect } from '@nats-io/transport-node';
-import { Redis } from 'ioredis';
 import OpenAI from 'openai';
 import { afterAll, describe, expect, it } from 'vitest';
 import { AIClient } from '../../lib/ai/client/ai-client.js';
 import { UpstreamSimulator } from '../../lib/ai/simulator/index.js';
 import { Bus } from '../../lib/bus/bus.js';
 import { Gateway } from '../../lib/gateway/gateway.js';
+import { type Kind, NATS, REDIS, removeMade, sleep, uid } from './engines.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const NATS = 'nats://127.0.0.1:4222';
-const REDIS = 'redis://127.0.0.1:6379';
-type Kind = 'nats' | 'redis';
-
-const uid = () => Math.random().toString(36).slice(2, 10);
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function until<T>(f: () => Promise<T | undefined | false>, what: string, ms = 20_000): Promise<T> {
   const end = Date.now() + ms;
@@ -110,28 +101,7 @@ const streams: string[] = [];
 const prefixes: string[] = [];
 const names: string[] = [];
 
-afterAll(async () => {
-  const nc = await connect({ servers: NATS });
-  const jsm = await jetstreamManager(nc);
-  for (const s of streams) await jsm.streams.delete(s).catch(() => {});
-  try {
-    const kv = await new Kvm(jetstream(nc)).open('myelin_config');
-    for (const n of names) await kv.purge(n).catch(() => {});
-  } catch {
-    // no configuration bucket: nothing to remove
-  }
-  await nc.close();
-  const r = new Redis(REDIS);
-  for (const p of prefixes) {
-    let cursor = '0';
-    do {
-      const [next, keys] = await r.scan(cursor, 'MATCH', `${p}:*`, 'COUNT', 1000);
-      cursor = next;
-      if (keys.length) await r.del(...keys);
-    } while (cursor !== '0');
-  }
-  await r.quit();
-});
+afterAll(() => removeMade({ streams, prefixes, configs: names }));
 
 describe.each<Kind>(['nats', 'redis'])('myelin serve on a %s cluster: configuration sync', (kind) => {
   it('two nodes follow one entry: reload on each version, keep the applied one on a refused version, report it', async () => {
