@@ -229,3 +229,27 @@ export async function openBus(transport, scenario, extra = {}) {
     return undefined;
   }
 }
+
+/**
+ * The myelin row of a durable scenario: a bus on `transport` publishing `n` events to
+ * `subject` (publish(), publishAsync when the outbox is full) to a queue group in a
+ * consumer process, measured end to end; the bus's streams or keys are removed after.
+ */
+export async function measureBusGroup(scenario, transport, subject, n, cleanup) {
+  const bus = await openBus(transport, scenario);
+  if (!bus) return;
+  try {
+    const consumers = await startConsumers('myelin', { transport, subject, queue: 'bench', subscribe: { ackWaitMs: 30_000 } });
+    await measureEndToEnd(scenario, consumers, n, async (count) => {
+      for (let i = 0; i < count; i++) {
+        const d = makeEvent(i);
+        if (!bus.publish(subject, d)) await bus.publishAsync(subject, d);
+      }
+      await bus.drain();
+    });
+    await stopConsumers(consumers);
+  } finally {
+    await bus.close();
+    await cleanup(transport);
+  }
+}

@@ -11,7 +11,7 @@ import { connect } from '@nats-io/transport-node';
 import { AckPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { done, scaled } from '../lib.mjs';
 import { cleanup } from './cleanup.mjs';
-import { NATS_URL, log, makeEvent, measureEndToEnd, openBus, requireServer, runId, startConsumers, stopConsumers, windowed } from './common.mjs';
+import { NATS_URL, log, makeEvent, measureBusGroup, measureEndToEnd, requireServer, runId, startConsumers, stopConsumers, windowed } from './common.mjs';
 
 await requireServer(NATS_URL, 'cluster.jetstream');
 const N = scaled(100_000);
@@ -47,23 +47,7 @@ if (only !== 'raw') {
   const stream = `MYELIN_BENCH_${runId}`.toUpperCase();
   const transport = { kind: 'nats', servers: NATS_URL, stream };
   const subject = `bench.${runId}.jsm`;
-  const bus = await openBus(transport, 'cluster.jetstream.myelin');
-  if (bus) {
-    try {
-      const consumers = await startConsumers('myelin', { transport, subject, queue: 'bench', subscribe: { ackWaitMs: 30_000 } });
-      await measureEndToEnd('cluster.jetstream.myelin', consumers, N, async (n) => {
-        for (let i = 0; i < n; i++) {
-          const d = makeEvent(i);
-          if (!bus.publish(subject, d)) await bus.publishAsync(subject, d);
-        }
-        await bus.drain();
-      });
-      await stopConsumers(consumers);
-    } finally {
-      await bus.close();
-      await cleanup(transport);
-    }
-  }
+  await measureBusGroup('cluster.jetstream.myelin', transport, subject, N, cleanup);
 }
 
 done();

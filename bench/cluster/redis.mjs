@@ -9,7 +9,7 @@
 import { Redis } from 'ioredis';
 import { done, scaled } from '../lib.mjs';
 import { cleanup } from './cleanup.mjs';
-import { REDIS_URL, log, makeEvent, measureEndToEnd, openBus, requireServer, runId, startConsumers, stopConsumers } from './common.mjs';
+import { REDIS_URL, log, makeEvent, measureBusGroup, measureEndToEnd, requireServer, runId, startConsumers, stopConsumers } from './common.mjs';
 
 await requireServer(REDIS_URL, 'cluster.redis');
 const N = scaled(200_000);
@@ -51,23 +51,7 @@ if (only !== 'raw') {
   const prefix = `myelin-bench-${runId}`;
   const transport = { kind: 'redis', url: REDIS_URL, prefix };
   const subject = `bench.${runId}.redis`;
-  const bus = await openBus(transport, 'cluster.redis.myelin');
-  if (bus) {
-    try {
-      const consumers = await startConsumers('myelin', { transport, subject, queue: 'bench', subscribe: { ackWaitMs: 30_000 } });
-      await measureEndToEnd('cluster.redis.myelin', consumers, N, async (n) => {
-        for (let i = 0; i < n; i++) {
-          const d = makeEvent(i);
-          if (!bus.publish(subject, d)) await bus.publishAsync(subject, d);
-        }
-        await bus.drain();
-      });
-      await stopConsumers(consumers);
-    } finally {
-      await bus.close();
-      await cleanup(transport);
-    }
-  }
+  await measureBusGroup('cluster.redis.myelin', transport, subject, N, cleanup);
 }
 
 done();
