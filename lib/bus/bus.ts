@@ -44,6 +44,7 @@ import {
   describeType,
   parsePublishOptions,
 } from './options.js';
+import { describeError, isThenable } from './handler-result.js';
 import { JsonBusEvent } from './json-event.js';
 import { Reply } from './reply.js';
 import { QueueGroup, type Route, RouteTable } from './route-table.js';
@@ -100,18 +101,6 @@ function parseFor(data: unknown, opts: PublishOptions, where: string, keys: Read
 /** The bus clock's scale: epoch milliseconds, fractional. */
 function clock(): number {
   return performance.timeOrigin + performance.now();
-}
-
-function isThenable(v: unknown): v is PromiseLike<unknown> {
-  return v !== null && (typeof v === 'object' || typeof v === 'function') && typeof (v as { then?: unknown }).then === 'function';
-}
-
-function describeError(err: unknown): { name: string; message: string; code?: string; stack?: string } {
-  if (err instanceof Error) {
-    const code = (err as { code?: unknown }).code;
-    return { name: err.name, message: err.message, ...(typeof code === 'string' ? { code } : {}), stack: err.stack };
-  }
-  return { name: 'Error', message: String(err) };
 }
 
 export class Bus {
@@ -1005,7 +994,7 @@ export class Bus {
       ev instanceof JsonBusEvent
         ? { subject: ev.subject, data: ev.bytes, contentType: ev.contentType, key: ev.key, priority: ev.priority, headers: ev.headers, id: ev.id, time: ev.time }
         : { subject: ev.subject, data: ev.data, key: ev.key, priority: ev.priority, headers: ev.headers, id: ev.id, time: ev.time };
-    const letter = { error: describeError(err), event };
+    const letter = { error: describeError(err, true), event };
     try {
       // A full lane refuses the dead letter like any publish: counted in `refused`
       // (the event itself is counted in `failed` either way).

@@ -33,6 +33,7 @@ import type { MetricsSink } from '../internal/metrics-sink.js';
 import { native, packageRoot, type NativeHistogram } from '../internal/native.js';
 import { BusMetrics, MAX_PREFIXES, StageSamples } from '../bus/bus-metrics.js';
 import { checkOptions, checkSubject, describeType, parsePublishOptions, PRIORITIES, type ParsedPublish } from '../bus/options.js';
+import { describeError, isThenable } from '../bus/handler-result.js';
 import { type Handler, Subscription } from '../bus/subscription.js';
 import type { BatchItem, BusEvent, BusStats, Overflow, PublishOptions, SubscribeOptions } from '../bus/types.js';
 import { encodeData, toEvent } from './codec.js';
@@ -118,18 +119,6 @@ function version(): string {
     }
   }
   return packageVersion;
-}
-
-function describeError(err: unknown): { name: string; message: string; code?: string } {
-  if (err instanceof Error) {
-    const code = (err as { code?: unknown }).code;
-    return { name: err.name, message: err.message, ...(typeof code === 'string' ? { code } : {}) };
-  }
-  return { name: 'Error', message: String(err) };
-}
-
-function isThenable(v: unknown): v is PromiseLike<unknown> {
-  return v !== null && (typeof v === 'object' || typeof v === 'function') && typeof (v as { then?: unknown }).then === 'function';
 }
 
 export interface ClusterHandle {
@@ -501,17 +490,16 @@ export class ClusterBus {
 
   /** drop-oldest: removes the oldest event not yet sent. False when every outstanding event is already in flight. */
   #dropOldest(): boolean {
-    for (const list of [this.#retry, this.#queue]) {
-      for (let i = list === this.#queue ? this.#qHead : 0; i < list.length; i++) {
-        const e = list[i];
-        if (e.state !== 0) continue;
-        this.#finish(e, new MyelinError('ERR_BUS_FULL', `'${e.msg.subject}' was dropped from the full outbox (drop-oldest)`));
-        this.#dropped++;
-        this.#laneDropped[e.msg.lane]++;
-        return true;
-      }
-    }
-    return false;
+    // Retries were sent before anything still queued, so the oldest is among them when
+    // there are any (the list is sorted only when a retry round starts).
+    let oldest: Entry | undefined;
+    for (const e of this.#retry) if (e.state === 0 && (oldest === undefined || e.seq < oldest.seq)) oldest = e;
+    for (let i = this.#qHead; oldest === undefined && i < this.#queue.length; i++) if (this.#queue[i].state === 0) oldest = this.#queue[i];
+    if (oldest === undefined) return false;
+    this.#finish(oldest, new MyelinError('ERR_BUS_FULL', `'${oldest.msg.subject}' was dropped from the full outbox (drop-oldest)`));
+    this.#dropped++;
+    this.#laneDropped[oldest.msg.lane]++;
+    return true;
   }
 
   /**
@@ -629,8 +617,7 @@ export class ClusterBus {
       // Sent again after a backoff, with the same id: the engine stores it once.
       e.state = 0;
       this.#waiting++;
-      this.#retry.push(e);
-      this.#retry.sort((a, b) => a.seq - b.seq);
+      this.#retry.push(e); // sorted once, when the retry round starts (#scheduleRetry)
       this.#scheduleRetry();
     } else {
       this.#unknown++;
@@ -643,6 +630,7 @@ export class ClusterBus {
     this.#backoff = Math.min(this.#backoff === 0 ? 50 : this.#backoff * 2, 2000);
     this.#retryTimer = setTimeout(() => {
       this.#retryTimer = undefined;
+      this.#retry.sort((a, b) => a.seq - b.seq); // oldest first; #pump waits for this timer
       this.#pump();
     }, this.#backoff);
   }
@@ -1125,7 +1113,7 @@ class ClusterConsumer implements DeliverySink {
   #fail(d: Delivery, deliveries: number, err: unknown): void {
     if (d.respond !== undefined) {
       // A request is answered with the failure at once, not retried.
-      d.respond(new Uint8Array(0), { enc: Encoding.None, lane: 2, key: undefined, headers: { 'X-Myelin-Error': describeError(err).message.replace(/[\r\n]+/g, ' ').slice(0, 512) }, id: '', userId: false, time: Date.now() });
+      d.respond(new Uint8Array(0), { enc: Encoding.None, lane: 2, key: undefined, headers: { 'X-Myelin-Error': describeError(err, false).message.replace(/[\r\n]+/g, ' ').slice(0, 512) }, id: '', userId: false, time: Date.now() });
       d.ack();
       this.#bus.onFailed();
       return this.#settle(d);
@@ -1157,7 +1145,7 @@ class ClusterConsumer implements DeliverySink {
     }
     if (d.meta.enc === Encoding.JsonBytes) data = Buffer.from(d.payload).toString('utf8');
     const letter = {
-      error: describeError(err),
+      error: describeError(err, false),
       event: { subject: d.subject, data, key: d.meta.key, priority: PRIORITIES[d.meta.lane], headers: d.meta.headers, id: d.meta.id, time: d.meta.time, deliveries },
     };
     let msg: OutMessage;
